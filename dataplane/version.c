@@ -1,0 +1,6 @@
+#include "ccr/dataplane.h"
+
+const char *ccr_version(void)
+{
+    return CCR_VERSION;
+}
