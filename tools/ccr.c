@@ -1,9 +1,267 @@
-#include <stdio.h>
+/*
+ * ccr.c - the `ccr` command: dispatch to subcommands, shared helpers (messages, exit codes, key loading,
+ * signals). Subcommands live in ccr_codec.c (encrypt, decrypt, inspect) and ccr_key.c (key, kek).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "ccr/dataplane.h"
+#include "ccr_tool.h"
 
-int main(void)
+static const char main_help[] =
+    "Usage: ccr <command> [options]\n"
+    "\n"
+    "Encrypt datasets client-side for a confidential clean room, decrypt them, inspect encrypted files,\n"
+    "and manage data encryption keys (DEKs) and RSA key-encryption keys (KEKs).\n"
+    "\n"
+    "Commands:\n"
+    "  encrypt SRC DST       encrypt a file, or a directory tree, with a DEK\n"
+    "  decrypt SRC DST       decrypt a file, or a directory tree (every region is authenticated)\n"
+    "  inspect FILE          show an encrypted file's mode, sizes and key id; with --key, verify it\n"
+    "  key new               create a new 32-byte DEK file (mode 0600)\n"
+    "  key id                print the ccr1 key id of a DEK\n"
+    "  key wrap              wrap a DEK under an RSA KEK (RSA-OAEP-SHA256, base64)\n"
+    "  key unwrap            unwrap a wrapped DEK with the KEK's private key\n"
+    "  kek new               create an RSA KEK (PKCS#8 PEM, mode 0600)\n"
+    "  version               print the version of ccr and of OpenSSL\n"
+    "\n"
+    "Run 'ccr <command> --help' for a command's options and examples ('ccr help <command>' works too).\n"
+    "\n"
+    "Modes: ccr1 (default; the native format: every region authenticated, reordering, truncation and\n"
+    "header edits detected) and cleanroom-cse (byte-compatible with the Azure confidential clean room\n"
+    "encryptor, 16 MiB chunks).\n"
+    "\n"
+    "Exit codes (every command):\n"
+    "  0    success\n"
+    "  1    usage error (bad flag or value, missing argument)\n"
+    "  2    I/O or key error (missing or unreadable file, existing destination without --force, disk\n"
+    "       full, permission denied, wrong key for a ccr1 file, bad key file, bad PEM)\n"
+    "  3    authentication or format failure (tampered, truncated or extended data, malformed header,\n"
+    "       wrong region size; for cleanroom-cse also a wrong key, which that format cannot tell apart)\n"
+    "  130  interrupted (SIGINT), 143 terminated (SIGTERM); nothing partial is left behind\n";
+
+/* ----------------------------------------------------------------------------------------------------- */
+/* shared helpers                                                                                         */
+/* ----------------------------------------------------------------------------------------------------- */
+
+atomic_int tool_cancel;
+static volatile sig_atomic_t tool_signo;
+
+static void on_signal(int sig)
 {
-    printf("ccr %s\n", ccr_version());
+    tool_signo = sig;
+    atomic_store(&tool_cancel, 1);
+}
+
+void tool_signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int tool_signal_exit(void)
+{
+    return 128 + (tool_signo ? (int)tool_signo : SIGINT);
+}
+
+int tool_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "ccr %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'ccr %s --help' for more information.\n", cmd);
+    return EXIT_USAGE;
+}
+
+void tool_err(const char *cmd, const char *where, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "ccr %s: ", cmd);
+    if (where && *where)
+        fprintf(stderr, "%s: ", where);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void tool_err_print(const char *cmd, const struct ccr_err *e, const char *fallback_where)
+{
+    const char *where = e->where[0] ? e->where : fallback_where;
+    if (e->msg[0])
+        tool_err(cmd, where, "%s", e->msg);
+    else
+        tool_err(cmd, where, "%s", strerror(e->code < 0 ? -e->code : EIO));
+}
+
+int tool_exit_code(int rc)
+{
+    if (rc == 0)
+        return EXIT_OK;
+    if (rc == -ECANCELED)
+        return tool_signal_exit();
+    if (rc == -EBADMSG)
+        return EXIT_AUTH;
+    return EXIT_IO;
+}
+
+int tool_key_load(const char *cmd, const char *path, struct ccr_key *out)
+{
+    struct ccr_err e;
+    unsigned flags = 0;
+    ccr_err_clear(&e);
+    int rc = ccr_key_file_load(path, out, &flags, &e);
+    if (rc) {
+        tool_err_print(cmd, &e, path);
+        return EXIT_IO;
+    }
+    if (flags & CCR_KEYFILE_LOOSE_PERMS)
+        fprintf(stderr,
+                "ccr %s: warning: key file %s is readable or writable by group or others; "
+                "restrict it with: chmod 600 %s\n",
+                cmd, path, path);
+    return EXIT_OK;
+}
+
+int tool_parse_threads(const char *cmd, const char *s, unsigned *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || !end || *end || end == s || s[0] == '-' || v < 1 || v > 4096)
+        return tool_usage(cmd, "invalid --threads value '%s' (a number from 1 to 4096)", s);
+    *out = (unsigned)v;
     return 0;
+}
+
+int tool_bad_option(const char *cmd, int c, char **argv)
+{
+    const char *opt = argv[optind - 1];
+    if (c == ':')
+        return tool_usage(cmd, "option '%s' needs a value", opt);
+    if (optopt && optopt != '?')
+        return tool_usage(cmd, "unknown option '-%c'", optopt);
+    return tool_usage(cmd, "unknown option '%s'", opt);
+}
+
+void tool_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
+        default:
+            if (*p < 0x20)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f); /* UTF-8 passes through; invalid bytes are not repaired */
+        }
+    }
+    fputc('"', f);
+}
+
+const char *tool_human_bytes(uint64_t n, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%llu B", (unsigned long long)n);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+/* ----------------------------------------------------------------------------------------------------- */
+/* dispatch                                                                                               */
+/* ----------------------------------------------------------------------------------------------------- */
+
+static int cmd_version(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("Usage: ccr version\n\nPrints the version of ccr and of the OpenSSL library it runs with.\n");
+        return EXIT_OK;
+    }
+    if (argc > 1)
+        return tool_usage("version", "unexpected argument '%s'", argv[1]);
+    printf("ccr %s (%s)\n", ccr_version(), ccr_openssl_version());
+    return EXIT_OK;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+} commands[] = {
+    {"encrypt", cmd_encrypt}, {"decrypt", cmd_decrypt}, {"inspect", cmd_inspect},
+    {"key", cmd_key},         {"kek", cmd_kek},         {"version", cmd_version},
+};
+
+static int dispatch(int argc, char **argv)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[0], commands[i].name) == 0)
+            return commands[i].fn(argc, argv);
+    fprintf(stderr, "ccr: unknown command '%s'\nTry 'ccr --help' for the list of commands.\n", argv[0]);
+    return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "ccr: missing command (encrypt, decrypt, inspect, key, kek, version)\n"
+                        "Try 'ccr --help' for more information.\n");
+        return EXIT_USAGE;
+    }
+    const char *a = argv[1];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        fputs(main_help, stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0)
+        return cmd_version(1, argv + 1);
+    if (strcmp(a, "help") == 0) {
+        if (argc < 3) {
+            fputs(main_help, stdout);
+            return EXIT_OK;
+        }
+        /* `ccr help key new` -> `ccr key new --help` */
+        char *args[4] = {argv[2], NULL, NULL, NULL};
+        int n = 1;
+        if (argc > 3)
+            args[n++] = argv[3];
+        args[n++] = "--help";
+        return dispatch(n, args);
+    }
+    if (a[0] == '-') {
+        fprintf(stderr, "ccr: unknown option '%s'\nTry 'ccr --help' for more information.\n", a);
+        return EXIT_USAGE;
+    }
+    return dispatch(argc - 1, argv + 1);
 }

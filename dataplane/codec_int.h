@@ -1,0 +1,72 @@
+/*
+ * codec_int.h - private to dataplane/: the parallel file pipeline shared by ccr_codec_run (files and
+ * trees) and ccr_codec_inspect (verification).
+ */
+#ifndef CCR_CODEC_INT_H
+#define CCR_CODEC_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ccr/codec.h"
+
+enum pl_op {
+    PL_ENCRYPT,
+    PL_DECRYPT,
+    PL_VERIFY, /* authenticate every region of the input, write nothing */
+};
+
+/* One file to process. */
+struct pl_file {
+    char *src;     /* owned by whoever built the list */
+    char *dst;     /* NULL for PL_VERIFY */
+    uint64_t size; /* input size when listed (for progress and planning) */
+    bool nofollow; /* open src with O_NOFOLLOW (tree mode: it was listed as a regular file) */
+};
+
+struct pl_params {
+    enum pl_op op;
+    enum ccr_mode mode;
+    const struct ccr_key *key;
+    uint64_t region_size; /* as in struct ccr_codec_opts */
+    unsigned threads;     /* 0 = online CPUs */
+    bool force;
+    const atomic_int *cancel;
+    ccr_progress_cb progress;
+    void *progress_arg;
+    mode_t umask; /* applied to output permission bits */
+    double t0;    /* start of the whole operation (monotonic seconds), for progress and results */
+};
+
+/*
+ * Runs the pipeline over files[0..n). Failures of single files are appended to res->failed (and counted
+ * in res->errors); successes are counted in res->files, bytes_in, bytes_out. Returns 0, or -ENOMEM /
+ * -EAGAIN when the machinery itself could not start (then no file was touched). Cancellation is seen by
+ * the caller through its own flag; cancelled files fail with -ECANCELED.
+ */
+int pl_run(const struct pl_params *pp, struct pl_file *files, size_t n, struct ccr_codec_result *res);
+
+/* Appends a failure to res (path copied). Returns 0 or -ENOMEM. */
+int pl_result_add_failure(struct ccr_codec_result *res, const char *path, int64_t region,
+                          const struct ccr_err *e);
+
+/* Rewrites e->msg as printf(fmt, ..., old msg): fmt must end with a %s that receives the old message. */
+void pl_err_rewrap(struct ccr_err *e, const char *fmt, ...) CCR_PRINTF(2, 3);
+
+/* Rewords a ccr1 header parse failure for people ("not a ccr1 file", "malformed ccr1 header: ..."). */
+void pl_err_header(struct ccr_err *e);
+
+/* Monotonic clock in seconds. */
+double pl_now(void);
+
+/* The process umask, read without changing it where the kernel allows (/proc/self/status). */
+mode_t pl_umask(void);
+
+/* strerror that is safe to call from any thread. */
+const char *pl_strerror(int err);
+
+/* Online CPUs (at least 1). */
+unsigned pl_online_cpus(void);
+
+#endif

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# demo.sh - a guided tour of the `ccr` command on a small generated dataset.
+# Usage: tools/demo.sh path/to/ccr        (what `make demo` runs)
+# Every step checks its result; the script exits non-zero at the first step that misbehaves.
+set -euo pipefail
+
+CCR=${1:-}
+if [[ -z "$CCR" || ! -x "$CCR" ]]; then
+    echo "usage: $0 path/to/ccr   (build it first: make build)" >&2
+    exit 1
+fi
+CCR=$(cd "$(dirname "$CCR")" && pwd)/$(basename "$CCR")
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccr-demo.XXXXXX")
+cleanup() { rm -rf "$WORK"; }
+trap cleanup EXIT
+cd "$WORK"
+
+n=0
+step() { n=$((n + 1)); printf '\n== %d. %s\n' "$n" "$*"; }
+run() { printf '   $ %s\n' "$*"; "$@"; }
+fail() { printf '\ndemo FAILED: %s\n' "$*" >&2; exit 1; }
+
+step "Generate a small dataset: nested directories, an empty file, an empty directory"
+mkdir -p data/images/2024 data/tables data/empty-dir
+head -c 300000 /dev/urandom > data/images/2024/photo.raw
+head -c 70000 /dev/urandom > data/images/thumb.raw
+seq 1 20000 | awk '{print $1 "," $1 * $1 ",row" $1}' > data/tables/squares.csv
+: > data/tables/empty.csv
+printf 'hello, clean room\n' > data/README.txt
+find data | sort | sed 's/^/   /'
+
+step "Create a data encryption key (32 random bytes, mode 0600) and show its key id"
+run "$CCR" key new --out dek.bin
+[[ $(stat -c %a dek.bin) == 600 ]] || fail "the key file is not mode 0600"
+[[ $(stat -c %s dek.bin) == 32 ]] || fail "the key file is not 32 bytes"
+echo "   \$ $CCR key id --key dek.bin"
+KEY_ID=$("$CCR" key id --key dek.bin)
+echo "   $KEY_ID"
+[[ $KEY_ID =~ ^[0-9a-f]{32}$ ]] || fail "key id is not 32 hex characters"
+
+step "Encrypt the whole tree in ccr1 (64 KiB regions, so files span several regions)"
+run "$CCR" encrypt --key dek.bin --region-size 64K --quiet data data.ccr1
+find data.ccr1 | sort | sed 's/^/   /'
+[[ -d data.ccr1/empty-dir ]] || fail "the empty directory was not recreated"
+[[ -f data.ccr1/tables/empty.csv ]] || fail "the empty file was not kept"
+
+step "Encrypt one file in cleanroom-cse (the clean room platform's format, 16 MiB chunks)"
+run "$CCR" encrypt --key dek.bin --mode cleanroom-cse --quiet data/tables/squares.csv squares.csv.cse
+echo "   $(stat -c %s data/tables/squares.csv) plaintext bytes -> $(stat -c %s squares.csv.cse) bytes" \
+    "(one zero-padded 16 MiB chunk + nonce, tag and trailer)"
+[[ $(stat -c %s squares.csv.cse) == 16777252 ]] || fail "unexpected cleanroom-cse blob size"
+
+step "Inspect an encrypted file without the key: format, sizes, key id"
+run "$CCR" inspect data.ccr1/images/2024/photo.raw
+"$CCR" inspect --json data.ccr1/images/2024/photo.raw | grep -q "\"key_id\":\"$KEY_ID\"" ||
+    fail "inspect does not show the key id"
+
+step "Inspect with the key: every region is authenticated (nothing is written)"
+run "$CCR" inspect --key dek.bin data.ccr1/images/2024/photo.raw
+run "$CCR" inspect --key dek.bin squares.csv.cse
+"$CCR" inspect --key dek.bin --json squares.csv.cse | grep -q '"authenticated":true' ||
+    fail "the cleanroom-cse file does not authenticate"
+
+step "Flip one byte in a copy (region 2 of photo.raw) and try to decrypt it"
+cp -r data.ccr1 tampered
+# region i starts at 64 + i * (65536 + 16); change a byte 100 bytes into region 2
+OFF=$((64 + 2 * 65552))
+printf '\x5a' | dd of=tampered/images/2024/photo.raw bs=1 seek=$((OFF + 100)) conv=notrunc status=none
+set +e
+"$CCR" decrypt --key dek.bin --quiet tampered/images/2024/photo.raw photo.out 2> err.txt
+rc=$?
+set -e
+sed 's/^/   stderr: /' err.txt
+echo "   exit code: $rc"
+[[ $rc == 3 ]] || fail "decrypting tampered data should exit 3, got $rc"
+grep -q "region 2" err.txt || fail "the message does not name region 2"
+grep -q "byte offset $OFF" err.txt || fail "the message does not give byte offset $OFF"
+[[ ! -e photo.out ]] || fail "a partial output file was left behind"
+if ls -A | grep -q 'ccr-tmp'; then fail "a temporary file was left behind"; fi
+echo "   refused, and nothing was left behind"
+
+step "The same tampered tree: the bad file is reported, the good ones are decrypted"
+set +e
+"$CCR" decrypt --key dek.bin --quiet tampered tampered.out 2> err.txt
+rc=$?
+set -e
+sed 's/^/   stderr: /' err.txt
+[[ $rc == 3 ]] || fail "tree decrypt with one tampered file should exit 3, got $rc"
+[[ ! -e tampered.out/images/2024/photo.raw ]] || fail "the tampered file was decrypted"
+cmp -s data/tables/squares.csv tampered.out/tables/squares.csv || fail "a good file was not decrypted"
+
+step "Decrypt the good copies and compare them with the originals"
+run "$CCR" decrypt --key dek.bin --quiet data.ccr1 data.back
+run diff -r data data.back
+run "$CCR" decrypt --key dek.bin --mode cleanroom-cse --quiet squares.csv.cse squares.back.csv
+run cmp data/tables/squares.csv squares.back.csv
+echo "   identical"
+
+step "A wrong key is reported as such (ccr1 records the key id)"
+"$CCR" key new --out other.bin
+set +e
+"$CCR" decrypt --key other.bin --quiet data.ccr1/README.txt readme.out 2> err.txt
+rc=$?
+set -e
+sed 's/^/   stderr: /' err.txt
+[[ $rc == 2 ]] || fail "a wrong key should exit 2, got $rc"
+grep -q "wrong key" err.txt || fail "the message does not say wrong key"
+
+step "Wrap the DEK under a new RSA key-encryption key, then unwrap it"
+run "$CCR" kek new --out kek.pem --pub-out kek.pub.pem
+[[ $(stat -c %a kek.pem) == 600 ]] || fail "the private KEK is not mode 0600"
+run "$CCR" key wrap --kek kek.pub.pem --key dek.bin --out dek.wrapped
+echo "   wrapped DEK: $(cut -c 1-48 dek.wrapped)..."
+run "$CCR" key unwrap --kek kek.pem --wrapped @dek.wrapped --out dek.unwrapped.bin
+run cmp dek.bin dek.unwrapped.bin
+[[ $("$CCR" key id --key dek.unwrapped.bin) == "$KEY_ID" ]] || fail "the unwrapped key has another id"
+echo "   the unwrapped key is the original DEK"
+
+printf '\ndemo OK\n'
