@@ -23,11 +23,14 @@ TARGETS = {
     "P2": "publish to the local store: >= 1.5 GB/s; >= 8x rclone crypt and >= 4x gocryptfs writes in the same run",
     "P5": "publish / download over the high-throughput endpoint: >= 1.5 / 2.0 GB/s; client CPU <= 0.8 CPU-s per GB",
     "P9": "memory: peak RSS <= budget + 64 MiB for any size or count of files (default budget 512 MiB)",
+    "P10": "many small files (10,000 x 4 KiB): publish and download >= 3x rclone's files per second",
 }
 P1_ONE, P1_TWO = 0.95, 1.8
 P2_MBPS, P2_RCLONE, P2_GOCRYPTFS = 1500.0, 8.0, 4.0
 P5_CPU = 0.8
 P9_MIB = 512 + 64
+P9_SLACK_MIB = 64
+P10_RCLONE = 3.0
 
 SIZE_NAMES = {1 << 12: "4 KiB", 1 << 16: "64 KiB", 1 << 18: "256 KiB", 1 << 20: "1 MiB", 1 << 22: "4 MiB",
               1 << 24: "16 MiB"}
@@ -339,6 +342,228 @@ def file_section(recs, ctx):
 
 
 # ------------------------------------------------------------------------------------------------------
+# Section: publish / download / verify on the local store (P2, P9, P10)
+# ------------------------------------------------------------------------------------------------------
+
+TRANSFER_IMPLS = [("ccr-ccr1", "ccr, ccr1"), ("ccr-cse", "ccr, cleanroom-cse"),
+                  ("rclone-crypt", "rclone crypt (`rclone copy`)"), ("gocryptfs", "gocryptfs (`cp -r` via FUSE)")]
+TRANSFER_OPS = ["publish", "download", "verify"]
+OURS = ["ccr-ccr1", "ccr-cse"]
+
+
+def mib_budget(memory):
+    """"64M" -> 64; "512M (default)" -> 512; None if unknown."""
+    if not memory:
+        return None
+    m = str(memory).split()[0].upper()
+    try:
+        return int(m.rstrip("MIB")) if m.endswith(("M", "MIB")) else int(m.rstrip("GIB")) * 1024
+    except ValueError:
+        return None
+
+
+def bar_labels(ncols, fmt):
+    """Value labels above the bars of a clustered histogram with ncols bars per cluster and gap 1."""
+    w = 1.0 / (ncols + 1)
+    parts = []
+    for i in range(ncols):
+        off = (i - (ncols - 1) / 2) * w
+        parts.append(f", '' using ($0{off:+.4f}):{i + 2}:(sprintf('{fmt}',${i + 2})) with labels offset 0,0.6 "
+                     "notitle")
+    return "".join(parts)
+
+
+def transfer_section(recs, ctx):
+    by, skipped, skipped_ds = {}, {}, {}
+    for r in recs:
+        ds = r.get("params", {}).get("dataset")
+        if r.get("skipped"):
+            skipped.setdefault(r["impl"], r["skipped"])
+            dsl = skipped_ds.setdefault((r["impl"], r["skipped"]), [])
+            if ds and ds not in dsl and r.get("scenario") != "publish-memory":
+                dsl.append(ds)
+            continue
+        if "median" in r:
+            by[(ds, r["scenario"], r["impl"], r["metric"])] = r
+    known = dict(TRANSFER_IMPLS)
+    impls = [(i, lbl) for i, lbl in TRANSFER_IMPLS if any(k[2] == i for k in by)]
+    impls += [(i, i) for i in sorted({k[2] for k in by}) if i not in known]
+    peers = [i for i, _ in impls if i not in OURS]
+
+    def get(ds, op, impl, metric):
+        return by.get((ds, op, impl, metric))
+
+    def first(ds):
+        return next((r for k, r in by.items() if k[0] == ds), None)
+
+    out = ["## Publish, download and verify on the local store (P2, P9, P10)", ""]
+    out.append(f"> P2: {TARGETS['P2']}. P9: {TARGETS['P9']}. P10: {TARGETS['P10']}.")
+    out.append("")
+    out.append(
+        "Every implementation on the same data in the same run, source, store and download all on tmpfs "
+        "(`/dev/shm`; endpoint: the embedded local store, `file://`). Ours: `ccr datastore upload|download|verify "
+        "--no-journal` (so that every run redoes the work) with default threads and the default 512 MiB memory "
+        "budget, datastores created by `ccr datastore add --new-key`. Peers: `rclone copy` to / from a crypt "
+        "remote over a local directory (`--transfers 8 --checkers 16` for the small files), and gocryptfs: "
+        "`cp -r` into a freshly mounted cipher dir then `sync -f` (publish), `cp -r` out of a fresh mount "
+        "(download); mounting is not timed, its CPU and RSS are the daemon's plus cp's. "
+        f"Each figure is {runs_phrase(recs)}: MB/s = dataset bytes ÷ wall time (MB = 10^6 bytes), files/s = "
+        "files ÷ wall time, CPU-s/GB = user + system CPU seconds of every client process per 10^9 dataset "
+        "bytes, peak RSS from `wait4`. Publishes are interleaved across implementations; the last download of "
+        "each implementation is compared (SHA-256 over every path and content) with the source. Peers have no "
+        "verify.")
+    out.append("")
+    for (name, why), dsl in sorted(skipped_ds.items()):
+        what = f" ({', '.join(dsl)} dataset{'s' if len(dsl) > 1 else ''})" if dsl else ""
+        out.append(f"- **{name} not measured**{what}: {why}")
+    if skipped_ds:
+        out.append("")
+
+    hist = ("set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
+            "set boxwidth 0.9\nset yrange [0:*]\nset xtics nomirror\n")
+
+    def med(r, digits=3):
+        return f"{r['median']:.{digits}f}" if r else "?"
+
+    datasets = [("large", "One large file"), ("small", "Many small files")]
+    for ds, title in datasets:
+        rec0 = first(ds)
+        if not rec0:
+            continue
+        p = rec0["params"]
+        nfiles, nbytes = p.get("files"), p.get("bytes")
+        if ds == "large":
+            approx = (f"{nbytes / (1 << 30):.2f} GiB" if nbytes >= 1 << 30 else f"{nbytes / (1 << 20):.1f} MiB") \
+                if nbytes else "?"
+            head = f"{title}: {approx} ({num(nbytes)} bytes)"
+        else:
+            each = nbytes // nfiles if nfiles and nbytes else None
+            head = f"{title}: {num(nfiles)} x {size_name(each) if each else '?'}"
+        out += [f"### {head}", ""]
+        rate_metric = "throughput" if ds == "large" else "files_per_s"
+        hdr = ["Implementation", "Operation"]
+        hdr += ["MB/s"] if ds == "large" else ["files/s", "MB/s"]
+        hdr += ["CPU-s/GB", "peak RSS (MiB)", "stored overhead"]
+        rows = []
+        for impl, label in impls:
+            for op in TRANSFER_OPS:
+                tp = get(ds, op, impl, "throughput")
+                if not tp:
+                    continue
+                row = [label, op]
+                row += [with_range(tp)] if ds == "large" else [with_range(get(ds, op, impl, "files_per_s")),
+                                                               with_range(tp, 1)]
+                ovh = "–"
+                stored = tp["params"].get("stored_bytes")
+                if stored and nbytes and op == "publish":
+                    x = (stored / nbytes - 1) * 100
+                    ovh = f"{x:.2f} %" if abs(x) >= 0.1 else f"{x:.4f} %"
+                row += [with_range(get(ds, op, impl, "cpu"), 2), with_range(get(ds, op, impl, "peak_rss")), ovh]
+                rows.append(row)
+        out += table(hdr, rows) + [""]
+        rrows = []
+        for ours in OURS:
+            for peer in peers:
+                cells = [rtxt(ratio(get(ds, op, ours, rate_metric), get(ds, op, peer, rate_metric)))
+                         for op in ("publish", "download")]
+                if any(c != "–" for c in cells):
+                    rrows.append([f"{ours} ÷ {peer}"] + cells)
+        if rrows:
+            what = "throughput" if ds == "large" else "files per second"
+            out += [f"Ratios ({what}, medians):", ""] + table(["", "publish", "download"], rrows) + [""]
+        # Plot: the rate per implementation, one bar per operation.
+        ops = [op for op in TRANSFER_OPS if any(get(ds, op, i, rate_metric) for i, _ in impls)]
+        lines = [f"\"{impl}\" " + " ".join(med(get(ds, op, impl, rate_metric)) for op in ops) for impl, _ in impls]
+        unit = "MB/s (10^6 B/s)" if ds == "large" else "files per second"
+        cols = ", ".join(f"'{'$DAT' if i == 0 else ''}' using {i + 2}{':xtic(1)' if i == 0 else ''} title '{op}'"
+                         for i, op in enumerate(ops))
+        png = ctx["plotter"].plot(
+            f"transfer_{ds}", "\n".join(lines) + "\n",
+            hist + f"set title '{head.replace(chr(39), '')} on the local store (tmpfs): {unit}, median of runs'\n"
+            f"set ylabel '{unit}'\nplot {cols}" + bar_labels(len(ops), "%.0f") + "\n")
+        if png:
+            out += [f"![{head}](bench/{png})", ""]
+
+    # CPU per GB, both datasets, publish and download.
+    cpu_lines = []
+    for impl, _ in impls:
+        vals = [med(get(ds, op, impl, "cpu"), 2) for ds in ("large", "small") for op in ("publish", "download")]
+        cpu_lines.append(f"\"{impl}\" " + " ".join(vals))
+    if cpu_lines and any(k[3] == "cpu" for k in by):
+        titles = ["large publish", "large download", "small publish", "small download"]
+        cols = ", ".join(f"'{'$DAT' if i == 0 else ''}' using {i + 2}{':xtic(1)' if i == 0 else ''} title '{t}'"
+                         for i, t in enumerate(titles))
+        png = ctx["plotter"].plot(
+            "transfer_cpu", "\n".join(cpu_lines) + "\n",
+            hist + "set title 'Client CPU per GB (CPU-s/GB, median of runs; lower is better)'\n"
+            "set ylabel 'CPU seconds per 10^9 bytes'\nset logscale y\nset yrange [*:*]\n"
+            f"plot {cols}" + bar_labels(len(titles), "%.2f") + "\n")
+        if png:
+            out += [f"![Transfer CPU per GB](bench/{png})", ""]
+
+    # Memory (P9).
+    mem_rows, worst = [], None
+    order = {"large": 0, "small": 1, "publish": 0, "download": 1, "verify": 2, "publish-memory": 3}
+    for (ds, op, impl, metric), r in sorted(by.items(), key=lambda kv: (order.get(kv[0][0], 9), OURS.index(kv[0][2])
+                                                                        if kv[0][2] in OURS else 9,
+                                                                        order.get(kv[0][1], 9))):
+        if metric != "peak_rss" or impl not in OURS:
+            continue
+        budget = mib_budget(r["params"].get("memory"))
+        limit = budget + P9_SLACK_MIB if budget else None
+        tp = get(ds, op, impl, "throughput")
+        mem_rows.append([f"{impl} {op} ({ds})", f"{budget} MiB" if budget else "?", f"{r['max']:.0f}",
+                         f"{limit} MiB" if limit else "–", verdict(r["max"] <= limit) if limit else "",
+                         num(tp["median"]) if tp else "–"])
+        if op != "publish-memory" and (worst is None or r["max"] > worst[0]["max"]):
+            worst = (r, limit)
+    if mem_rows:
+        out += ["### Memory (P9)", "",
+                "Largest peak RSS over the runs of each operation (MiB), against its memory budget + "
+                f"{P9_SLACK_MIB} MiB. `publish-memory` is one extra publish of the large file with `--memory 64M`.",
+                ""]
+        out += table(["Run", "budget", "peak RSS (MiB)", "limit", "status", "MB/s"], mem_rows) + [""]
+
+    # Targets.
+    s = ctx["summary"]
+    why_ours = skipped.get("ccr-ccr1")
+    pub = get("large", "publish", "ccr-ccr1", "throughput")
+    if pub:
+        s.append(["P2", "ccr1 publish of the large file to the local store (tmpfs)", f"{num(pub['median'])} MB/s",
+                  f"≥ {num(P2_MBPS)} MB/s", verdict(pub["median"] >= P2_MBPS)])
+        for peer, need in (("rclone-crypt", P2_RCLONE), ("gocryptfs", P2_GOCRYPTFS)):
+            x = ratio(pub, get("large", "publish", peer, "throughput"))
+            if x is not None:
+                s.append(["P2", f"ccr1 publish ÷ {peer} publish (large file)", rtxt(x), f"≥ {need:.0f}x",
+                          verdict(x >= need)])
+    elif why_ours:
+        s.append(["P2", "ccr1 publish to the local store", f"not measured: {why_ours}", f"≥ {num(P2_MBPS)} MB/s",
+                  verdict(None)])
+    if worst:
+        r, limit = worst
+        s.append(["P9", f"ccr publish/download/verify, default budget: largest peak RSS ({r['impl']} "
+                  f"{r['scenario']}, {r['params'].get('dataset')})", f"{r['max']:.0f} MiB",
+                  f"≤ {limit} MiB" if limit else "?", verdict(r["max"] <= limit) if limit else "not measured"])
+    m64 = get("large", "publish-memory", "ccr-ccr1", "peak_rss")
+    if m64:
+        budget = mib_budget(m64["params"].get("memory"))
+        limit = budget + P9_SLACK_MIB
+        s.append(["P9", f"ccr1 publish of the large file with `--memory {m64['params'].get('memory')}`: peak RSS",
+                  f"{m64['max']:.0f} MiB", f"≤ {limit} MiB", verdict(m64["max"] <= limit)])
+    for op in ("publish", "download"):
+        ours = get("small", op, "ccr-ccr1", "files_per_s")
+        peer = get("small", op, "rclone-crypt", "files_per_s")
+        x = ratio(ours, peer)
+        if x is not None:
+            s.append(["P10", f"small files: ccr1 {op} ÷ rclone-crypt {op} (files/s: {num(ours['median'])} vs "
+                      f"{num(peer['median'])})", rtxt(x), f"≥ {P10_RCLONE:.0f}x", verdict(x >= P10_RCLONE)])
+        elif why_ours and op == "publish":
+            s.append(["P10", "small files: ccr1 publish and download ÷ rclone-crypt (files/s)",
+                      f"not measured: {why_ours}", f"≥ {P10_RCLONE:.0f}x", verdict(None)])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
 # Generic section for suites without a renderer
 # ------------------------------------------------------------------------------------------------------
 
@@ -356,7 +581,7 @@ def generic_section(suite, recs, ctx):
     return out
 
 
-SECTIONS = {"crypto": crypto_section, "file": file_section}
+SECTIONS = {"crypto": crypto_section, "file": file_section, "transfer": transfer_section}
 
 
 def table(hdr, rows):
@@ -440,7 +665,7 @@ def main():
                "are distorted; rerun on a quiet machine before drawing conclusions.", ""]
     failed = [r for r in recs if r.get("suite") == "harness" and r.get("failed")]
     for r in failed:
-        md.append(f"> **Scenario `{r['scenario']}` failed** ({r.get('notes', '')}): its figures are missing.")
+        md.append(f"> **Scenario `{r['scenario']}` failed** ({r.get('notes', '')}): some or all of its figures are missing.")
     if failed:
         md.append("")
     md += [f"Measured on {machine.get('date', '?')} at commit `{str(machine.get('commit', '?'))[:12]}` on "
@@ -450,11 +675,16 @@ def main():
            "How to run and extend: `bench/README.md`. Raw records: [bench/results.jsonl](bench/results.jsonl).",
            ""]
     md += ["## Targets", ""]
-    if ctx["summary"]:
-        md += table(["Target", "What", "Measured", "Target", "Status"], ctx["summary"]) + [""]
-        if any("proxy" in row[0] for row in ctx["summary"]):
-            md += ["\"(proxy)\": no publish, download or mount exists yet; the file encrypt/decrypt scenario on "
-                   "tmpfs stands in for them until their own scenarios are added.", ""]
+    # A "(proxy)" row stands in for a target until that target's own measurement exists in this run.
+    real = {row[0] for row in ctx["summary"] if "proxy" not in row[0] and row[4] != "not measured"}
+    summary = [row for row in ctx["summary"] if row[0].replace(" (proxy)", "") not in real or "proxy" not in row[0]]
+    summary.sort(key=lambda row: int("".join(c for c in row[0].split()[0] if c.isdigit()) or 0))
+    if summary:
+        md += table(["Target", "What", "Measured", "Target", "Status"], summary) + [""]
+        if any("proxy" in row[0] for row in summary):
+            md += ["\"(proxy)\": the target's own scenario (publish and download over the high-throughput "
+                   "endpoint, the mount) does not exist yet, or did not run; the file encrypt/decrypt scenario "
+                   "on tmpfs stands in for it.", ""]
     else:
         md += ["No target could be evaluated in this run.", ""]
     md += body

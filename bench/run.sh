@@ -5,12 +5,12 @@
 # their measurements to bench/out/results.jsonl, then writes docs/benchmarks.md and docs/bench/*.png.
 #   --quick   fewer sizes, 3 runs, a small file: a smoke test of the harness (the report says so)
 #   --only    run only the named scenarios (e.g. --only crypto or --only 20_file_encrypt)
-# Environment: BENCH_RUNS (runs per figure), BENCH_FILE_SIZE (file scenario, e.g. 512M), BENCH_DOC
-# (report path, default docs/benchmarks.md). See bench/README.md.
+# Environment: BENCH_RUNS (runs per figure), BENCH_FILE_SIZE (file scenario, e.g. 512M), BENCH_TRANSFER_SIZE /
+# BENCH_TRANSFER_FILES (transfer scenario), BENCH_DOC (report path, default docs/benchmarks.md). See bench/README.md.
 set -euo pipefail
 
 usage() {
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 1
 }
 

@@ -25,6 +25,7 @@ static const char main_help[] =
     "  key wrap              wrap a DEK under an RSA KEK (RSA-OAEP-SHA256, base64)\n"
     "  key unwrap            unwrap a wrapped DEK with the KEK's private key\n"
     "  kek new               create an RSA KEK (PKCS#8 PEM, mode 0600)\n"
+    "  datastore VERB        datastores: add, list, show, remove, upload, download, verify, ls, rm\n"
     "  version               print the version of ccr and of OpenSSL\n"
     "\n"
     "Run 'ccr <command> --help' for a command's options and examples ('ccr help <command>' works too).\n"
@@ -219,8 +220,8 @@ static const struct {
     const char *name;
     int (*fn)(int, char **);
 } commands[] = {
-    {"encrypt", cmd_encrypt}, {"decrypt", cmd_decrypt}, {"inspect", cmd_inspect},
-    {"key", cmd_key},         {"kek", cmd_kek},         {"version", cmd_version},
+    {"encrypt", cmd_encrypt}, {"decrypt", cmd_decrypt}, {"inspect", cmd_inspect},     {"key", cmd_key},
+    {"kek", cmd_kek},         {"version", cmd_version}, {"datastore", cmd_datastore},
 };
 
 static int dispatch(int argc, char **argv)

@@ -13,6 +13,8 @@
 #include "ccr/codec.h"
 #include "ccr/crypto.h"
 #include "ccr/dataplane.h"
+#include "ccr/datastore.h"
+#include "ccr/transfer.h"
 
 /* Exit codes of every command (see `ccr --help`). */
 enum {
@@ -67,5 +69,41 @@ int cmd_decrypt(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_kek(int argc, char **argv);
+
+/* ----------------------------------------------------------------------------------------------------- */
+/* Datastores (tools/ccr_datastore.c: add/list/show/remove/ls/rm and the `datastore` dispatch;            */
+/* tools/ccr_transfer.c: upload/download/verify)                                                          */
+/* ----------------------------------------------------------------------------------------------------- */
+
+/* `ccr datastore VERB ...`: argv[0] is "datastore". */
+int cmd_datastore(int argc, char **argv);
+
+/* Verbs implemented in tools/ccr_transfer.c. argv[0] is the verb ("upload", ...). */
+int cmd_datastore_upload(int argc, char **argv);
+int cmd_datastore_download(int argc, char **argv);
+int cmd_datastore_verify(int argc, char **argv);
+
+/* A datastore opened for work: its record, its key (unless mode none) and its store. */
+struct tool_ds {
+    struct ccr_config *cfg;
+    const struct ccr_datastore *ds; /* owned by cfg */
+    struct ccr_key key;
+    bool has_key;
+    struct ccr_store *store;
+};
+
+/*
+ * Loads the config (config_path may be NULL: $CCR_CONFIG, then the XDG default), finds datastore `name`,
+ * loads its key (warning on loose permissions) and opens its store. On failure prints the error naming
+ * what failed ("unknown datastore 'x' (see 'ccr datastore list')", the config file, the key file, the
+ * store URL) and returns the exit code (EXIT_USAGE or EXIT_IO); EXIT_OK on success.
+ */
+int tool_ds_open(const char *cmd, const char *config_path, const char *name, struct tool_ds *out);
+
+/* Releases what tool_ds_open acquired (wipes the key). Accepts a zeroed struct. */
+void tool_ds_close(struct tool_ds *t);
+
+/* Parses --memory SIZE (also the default from $CCR_MEMORY); 0 if neither is set. EXIT_USAGE on junk. */
+int tool_parse_memory(const char *cmd, const char *opt_value, uint64_t *out);
 
 #endif

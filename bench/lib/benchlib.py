@@ -15,6 +15,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.environ.get("BENCH_ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -84,18 +85,38 @@ def wait_measured(proc, t0):
     return Measured(proc.returncode, wall, ru.ru_utime, ru.ru_stime, ru.ru_maxrss)
 
 
-def run_measured(cmd, check=True, env=None, stdout=subprocess.DEVNULL, stderr=None, cwd=None):
-    """Runs cmd (a list), timing it with a monotonic clock and taking its rusage from wait4."""
+def run_measured(cmd, check=True, env=None, stdout=subprocess.DEVNULL, stderr=None, cwd=None, timeout=None):
+    """Runs cmd (a list), timing it with a monotonic clock and taking its rusage from wait4.
+
+    With timeout (seconds), a command still running then is killed (SIGKILL, by its pid) and, with check,
+    reported as timed out; its Measured has rc -9.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=stderr, cwd=cwd)
+    timer = None
+    if timeout:
+        timer = threading.Timer(timeout, _kill_quietly, (proc,))
+        timer.daemon = True
+        timer.start()
     try:
         m = wait_measured(proc, t0)
     except BaseException:  # a signal (SystemExit from Cleanup) while waiting: stop the child we started
         stop(proc)
         raise
+    finally:
+        if timer:
+            timer.cancel()
     if check and m.rc != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))}: exit {m.rc}")
+        why = f"timed out after {timeout:.0f} s" if timeout and m.rc == -9 else f"exit {m.rc}"
+        raise RuntimeError(f"{' '.join(map(str, cmd))}: {why}")
     return m
+
+
+def _kill_quietly(proc):
+    try:
+        proc.kill()
+    except ProcessLookupError:
+        pass
 
 
 def stop(proc, timeout=10):
@@ -202,3 +223,78 @@ def tool_path(name):
         if os.path.isfile(p) and os.access(p, os.X_OK):
             return p
     return None
+
+
+# ------------------------------------------------------------------------------------------------------
+# Data and sizes shared by the scenarios
+# ------------------------------------------------------------------------------------------------------
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+
+
+def parse_size(s):
+    """"4G", "256M", "512K", "1000" (bytes); a sum like "4G+1M+37" is allowed."""
+    total = 0
+    for part in s.strip().upper().replace("IB", "").split("+"):
+        part = part.strip()
+        mult = {"K": KiB, "M": MiB, "G": GiB}.get(part[-1:], 1)
+        total += int(part.rstrip("KMG")) * mult
+    return total
+
+
+def gen_keystream(path, size, iv="00"):
+    """Writes size bytes of deterministic incompressible data (AES-128-CTR keystream of a fixed key; iv is
+    one hex byte repeated, so different ivs give different data)."""
+    run(["bash", "-c", "set -o pipefail; openssl enc -aes-128-ctr -nosalt -K " + "00" * 16 + " -iv " + iv * 16 +
+         f" -in /dev/zero 2>/dev/null | head -c {size} > '{path}'; test $(stat -c %s '{path}') -eq {size}"])
+
+
+def sha256_file(path, h=None):
+    import hashlib
+    h = h or hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(8 * MiB)
+            if not b:
+                break
+            h.update(b)
+    return h
+
+
+def tree_digest(root):
+    """(files, bytes, SHA-256 over every regular file's relative path and content, in sorted order)."""
+    import hashlib
+    h = hashlib.sha256()
+    files = nbytes = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            h.update(rel.encode() + b"\0")
+            sha256_file(p, h)
+            files += 1
+            nbytes += os.path.getsize(p)
+    return files, nbytes, h.hexdigest()
+
+
+def version(cmd):
+    """First line of a program's version output, or "unknown"."""
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        return (r.stdout or r.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def combine(a, b):
+    """Two processes that ran side by side: the wall of a, the CPU of both, the sum of their peaks."""
+    return Measured(a.rc or b.rc, a.wall, a.user + b.user, a.sys + b.sys, a.maxrss_kib + b.maxrss_kib)
+
+
+def prefault(directory, size):
+    """Writes and deletes size bytes on tmpfs once, so that no implementation pays for the first touch of guest
+    memory (slow on a VM whose host backs memory lazily)."""
+    warm = os.path.join(directory, "prefault.bin")
+    run(["dd", "if=/dev/zero", f"of={warm}", "bs=1M", f"count={(size + MiB - 1) // MiB}", "status=none"])
+    rm(warm)

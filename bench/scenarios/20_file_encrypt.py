@@ -17,7 +17,6 @@ each output removed before the next. For decrypt, each implementation encrypts t
 source's SHA-256 and becomes the source again.
 """
 
-import hashlib
 import os
 import stat
 import subprocess
@@ -29,39 +28,7 @@ import benchlib as B  # noqa: E402
 
 GiB = 1 << 30
 MiB = 1 << 20
-
-
-def parse_size(s):
-    s = s.strip().upper().replace("IB", "")
-    mult = {"K": 1 << 10, "M": MiB, "G": GiB}.get(s[-1:], 1)
-    return int(s.rstrip("KMG")) * mult
-
-
-SIZE = parse_size(os.environ.get("BENCH_FILE_SIZE", "256M" if B.QUICK else "2G"))
-
-
-def version(cmd):
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-        return (r.stdout or r.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(8 * MiB)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
-
-
-def combine(a, b):
-    """Two processes that ran side by side: the wall of a, the CPU of both, the sum of their peaks."""
-    return B.Measured(a.rc or b.rc, a.wall, a.user + b.user, a.sys + b.sys, a.maxrss_kib + b.maxrss_kib)
+SIZE = B.parse_size(os.environ.get("BENCH_FILE_SIZE", "256M" if B.QUICK else "2G"))
 
 
 class Ccr:
@@ -106,7 +73,7 @@ class Gocryptfs:
         self.notes = ("gocryptfs (AES-256-GCM, 4 KiB blocks) over a cipher dir on tmpfs, -scryptn 10; "
                       "`dd bs=1M conv=fsync` through a fresh mount; CPU = gocryptfs daemon + dd; "
                       "RSS = sum of their peaks")
-        self.params = {"version": version(["gocryptfs", "--version"])}
+        self.params = {"version": B.version(["gocryptfs", "--version"])}
 
     def _mount(self):
         t0 = time.perf_counter()
@@ -140,7 +107,7 @@ class Gocryptfs:
             dd = self._dd(src, os.path.join(self.mnt, "data.bin"))
         finally:
             daemon = self._unmount(t0)
-        return combine(dd, daemon)
+        return B.combine(dd, daemon)
 
     def decrypt(self, dst):
         t0 = self._mount()
@@ -148,7 +115,7 @@ class Gocryptfs:
             dd = self._dd(os.path.join(self.mnt, "data.bin"), dst)
         finally:
             daemon = self._unmount(t0)
-        return combine(dd, daemon)
+        return B.combine(dd, daemon)
 
     def cipher_bytes(self):
         return sum(os.path.getsize(os.path.join(self.cipherdir, f)) for f in os.listdir(self.cipherdir))
@@ -176,7 +143,7 @@ class Rclone:
                         RCLONE_CONFIG_CCRBENCH_PASSWORD=obscured)
         self.notes = ("`rclone copyto` to / from a crypt remote (XSalsa20-Poly1305, 64 KiB chunks, standard "
                       "name encryption) over a local directory on tmpfs; rclone defaults")
-        self.params = {"version": version(["rclone", "version"])}
+        self.params = {"version": B.version(["rclone", "version"])}
 
     def encrypt(self, src):
         os.makedirs(self.remote_dir, exist_ok=True)
@@ -195,12 +162,6 @@ class Rclone:
         self.discard()
 
 
-def gen_source(path, size):
-    """Deterministic incompressible data: AES-128-CTR keystream of a fixed key, cut to size."""
-    B.run(["bash", "-c", "set -o pipefail; openssl enc -aes-128-ctr -nosalt -K " + "00" * 16 + " -iv " + "00" * 16 +
-           f" -in /dev/zero 2>/dev/null | head -c {size} > '{path}'; test $(stat -c %s '{path}') -eq {size}"])
-
-
 def ccr_usable(ccr, key, work):
     """The CLI exists and round-trips a small file in both modes; else the reason it does not."""
     if not ccr:
@@ -216,7 +177,7 @@ def ccr_usable(ccr, key, work):
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
                 if r.returncode != 0:
                     return f"`{' '.join(cmd[1:4])} ...` exit {r.returncode}: {r.stderr.strip()[:200]}"
-            if sha256(dec) != sha256(probe):
+            if B.sha256_file(dec).hexdigest() != B.sha256_file(probe).hexdigest():
                 return f"{mode} round trip is not byte-exact"
             B.rm(enc)
             B.rm(dec)
@@ -262,14 +223,12 @@ def main():
             cleanup.add(impl.teardown)
 
         B.log(f"file: generating {SIZE / MiB:.0f} MiB of source data on {work}")
-        gen_source(src, SIZE)
-        digest = sha256(src)
+        B.gen_keystream(src, SIZE)
+        digest = B.sha256_file(src).hexdigest()
         # Touch the tmpfs memory the outputs will use once before timing: on a VM the first touch of guest
         # memory can be several times slower (the host backs it lazily), which would penalise whoever
         # runs first.
-        warm = os.path.join(work, "prefault.bin")
-        B.run(["dd", "if=/dev/zero", f"of={warm}", "bs=1M", f"count={(SIZE + MiB - 1) // MiB}", "status=none"])
-        B.rm(warm)
+        B.prefault(work, SIZE)
         res = {}  # (scenario, impl) -> [Measured]
         cipher_sizes = {}
 
@@ -290,7 +249,7 @@ def main():
                 B.log(f"file: decrypt {impl.name} run {r + 1}/{runs}: {SIZE / 1e6 / m.wall:.0f} MB/s, {m}")
                 res.setdefault(("decrypt", impl.name), []).append(m)
             impl.discard()
-            if sha256(dst) != digest:
+            if B.sha256_file(dst).hexdigest() != digest:
                 raise SystemExit(f"file: {impl.name} decrypted output differs from the source")
             os.rename(dst, src)
 
