@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "codec_int.h"
+#include "sched_int.h"
 
 /*
  * Plaintext per unit: big enough to amortise syscalls and locking, small enough to stay in a core's L2
@@ -66,19 +67,11 @@ struct job {
     uint64_t stride;    /* stored bytes per region: R + 16 or B + 28 */
     uint64_t n_regions; /* regions (ccr1) or chunks (cse) */
     uint64_t per_unit;  /* regions per unit */
-    uint64_t n_units;
-    /* under pipeline.mu */
-    uint64_t next_unit, pending;
-    bool failed;
-    int64_t fail_region;
-    struct ccr_err err;
-    struct job *next; /* active list */
+    struct sched_job s; /* units, failure (sched.c) */
 };
 
 struct worker {
     struct pipeline *p;
-    pthread_t tid;
-    bool started;
     struct ccr_aead *aead;
     uint8_t *buf;
     size_t cap;
@@ -92,15 +85,9 @@ struct pipeline {
     uint8_t key_id[CCR_KEY_ID_LEN]; /* of pp->key, for the wrong-key message */
     uint64_t unit_target;
 
-    pthread_mutex_t mu;
-    pthread_cond_t cv;      /* workers: work may have appeared */
-    pthread_cond_t done_cv; /* the starting thread: a worker exited */
-    size_t next_file;
-    unsigned preparing;
-    unsigned running;
-    struct job *active_head, *active_tail;
+    struct sched sched;
+    pthread_mutex_t res_mu; /* guards res */
     struct ccr_codec_result *res;
-    int fatal; /* a result could not be recorded (-ENOMEM) */
 
     atomic_uint_fast64_t bytes_done;
     atomic_uint_fast64_t files_done;
@@ -360,7 +347,7 @@ static void job_free(struct job *j)
 static void job_finish(struct pipeline *p, struct job *j)
 {
     const struct pl_params *pp = p->pp;
-    int rc = j->failed ? j->err.code : 0;
+    int rc = j->s.failed ? j->s.err.code : 0;
     struct ccr_err e;
     ccr_err_clear(&e);
 
@@ -419,17 +406,17 @@ static void job_finish(struct pipeline *p, struct job *j)
     if (j->in_fd >= 0)
         close(j->in_fd);
 
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->res_mu);
     if (rc == 0) {
         p->res->files++;
         p->res->bytes_in += j->in_size;
         p->res->bytes_out += pp->op == PL_VERIFY ? 0 : j->out_size;
     } else {
-        const struct ccr_err *fe = j->failed ? &j->err : &e;
-        if (pl_result_add_failure(p->res, j->f->src, j->failed ? j->fail_region : -1, fe) != 0)
-            p->fatal = -ENOMEM;
+        const struct ccr_err *fe = j->s.failed ? &j->s.err : &e;
+        if (pl_result_add_failure(p->res, j->f->src, j->s.failed ? j->s.fail_region : -1, fe) != 0)
+            sched_fatal(&p->sched, -ENOMEM);
     }
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->res_mu);
     atomic_fetch_add(&p->files_done, 1);
     job_free(j);
 }
@@ -531,19 +518,19 @@ static int job_prepare(struct pipeline *p, size_t index, struct job **out_job)
     if (!j) {
         struct ccr_err e;
         ccr_err_set(&e, -ENOMEM, f->src, -1, "out of memory");
-        pthread_mutex_lock(&p->mu);
+        pthread_mutex_lock(&p->res_mu);
         if (pl_result_add_failure(p->res, f->src, -1, &e) != 0)
-            p->fatal = -ENOMEM;
-        pthread_mutex_unlock(&p->mu);
+            sched_fatal(&p->sched, -ENOMEM);
+        pthread_mutex_unlock(&p->res_mu);
         atomic_fetch_add(&p->files_done, 1);
         return -1;
     }
     j->f = f;
     j->in_fd = j->out_fd = -1;
-    j->fail_region = -1;
+    j->s.fail_region = -1;
     j->mode = pp->mode;
-    ccr_err_clear(&j->err);
-    struct ccr_err *err = &j->err;
+    ccr_err_clear(&j->s.err);
+    struct ccr_err *err = &j->s.err;
     int rc = 0;
 
     if (cancelled(p)) {
@@ -609,7 +596,7 @@ static int job_prepare(struct pipeline *p, size_t index, struct job **out_job)
         j->per_unit = 1;
     if (j->per_unit > UNIT_IOV)
         j->per_unit = UNIT_IOV;
-    j->n_units = (j->n_regions + j->per_unit - 1) / j->per_unit;
+    j->s.n_units = (j->n_regions + j->per_unit - 1) / j->per_unit;
     if (pp->op == PL_VERIFY)
         j->out_size = 0;
 
@@ -631,12 +618,12 @@ static int job_prepare(struct pipeline *p, size_t index, struct job **out_job)
             }
         }
     }
-    j->pending = j->n_units;
+    j->s.pending = j->s.n_units;
     *out_job = j;
     return 0;
 
 fail:
-    j->failed = true;
+    j->s.failed = true;
     job_finish(p, j);
     return -1;
 }
@@ -804,133 +791,39 @@ static int unit_run(struct worker *w, struct job *j, uint64_t u, struct ccr_err 
 }
 
 /* ----------------------------------------------------------------------------------------------------- */
-/* scheduling                                                                                             */
+/* scheduling (sched.c)                                                                                   */
 /* ----------------------------------------------------------------------------------------------------- */
 
-static void active_remove(struct pipeline *p, struct job *j)
+static int sched_prepare(void *ctx, size_t index, struct sched_job **out_job)
 {
-    struct job **pp = &p->active_head, *prev = NULL;
-    while (*pp && *pp != j) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    if (!*pp)
-        return;
-    *pp = j->next;
-    if (p->active_tail == j)
-        p->active_tail = prev;
-    j->next = NULL;
+    struct job *j = NULL;
+    int rc = job_prepare(ctx, index, &j);
+    if (rc == 0)
+        *out_job = &j->s;
+    return rc;
 }
 
-/* Records the end of one unit; the last unit of a job finishes it. */
-static void unit_done(struct pipeline *p, struct job *j, int rc, const struct ccr_err *e, int64_t region)
+static int sched_unit(void *ctx, void *worker, struct sched_job *sj, uint64_t unit, struct ccr_err *e,
+                      int64_t *region)
 {
-    pthread_mutex_lock(&p->mu);
-    if (rc) {
-        if (!j->failed) {
-            j->failed = true;
-            j->err = *e;
-            j->fail_region = region;
-            uint64_t unclaimed = j->n_units - j->next_unit;
-            if (unclaimed) {
-                active_remove(p, j);
-                j->next_unit = j->n_units;
-                j->pending -= unclaimed;
-            }
-        } else if (rc == -EBADMSG && region >= 0 &&
-                   (j->err.code != -EBADMSG || j->fail_region < 0 || region < j->fail_region)) {
-            /* report the first failing region, whichever worker saw it first */
-            j->err = *e;
-            j->fail_region = region;
-        }
-    }
-    bool last = --j->pending == 0;
-    pthread_mutex_unlock(&p->mu);
-    if (last)
-        job_finish(p, j);
+    (void)ctx;
+    return unit_run(worker, SCHED_OWNER(sj, struct job, s), unit, e, region);
 }
 
-/*
- * Claims the next unit: from an active file if any, else by starting the next file. Returns false when
- * there is no work left for this worker.
- */
-static bool claim(struct pipeline *p, struct job **out_job, uint64_t *out_unit)
+static void sched_finish(void *ctx, struct sched_job *sj)
 {
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        struct job *j = p->active_head;
-        if (j) {
-            *out_unit = j->next_unit++;
-            if (j->next_unit == j->n_units)
-                active_remove(p, j);
-            pthread_mutex_unlock(&p->mu);
-            *out_job = j;
-            return true;
-        }
-        if (p->next_file < p->n_files && !p->fatal) {
-            size_t idx = p->next_file++;
-            if (cancelled(p)) {
-                /* account for files never started, without opening them */
-                p->next_file = p->n_files;
-                atomic_fetch_add(&p->files_done, p->n_files - idx);
-                continue;
-            }
-            p->preparing++;
-            pthread_mutex_unlock(&p->mu);
-            struct job *nj = NULL;
-            int rc = job_prepare(p, idx, &nj);
-            if (rc == 0 && nj->n_units == 0) {
-                job_finish(p, nj); /* a cleanroom-cse empty file: the trailer is all */
-                rc = -1;
-            }
-            pthread_mutex_lock(&p->mu);
-            p->preparing--;
-            pthread_cond_broadcast(&p->cv);
-            if (rc != 0)
-                continue;
-            nj->next_unit = 1;
-            if (nj->n_units > 1) {
-                if (p->active_tail)
-                    p->active_tail->next = nj;
-                else
-                    p->active_head = nj;
-                p->active_tail = nj;
-            }
-            pthread_mutex_unlock(&p->mu);
-            *out_job = nj;
-            *out_unit = 0;
-            return true;
-        }
-        if (p->preparing == 0) {
-            pthread_mutex_unlock(&p->mu);
-            return false;
-        }
-        pthread_cond_wait(&p->cv, &p->mu);
-    }
+    job_finish(ctx, SCHED_OWNER(sj, struct job, s));
 }
 
-static void *worker_main(void *arg)
+static void sched_skipped(void *ctx, size_t count)
 {
-    struct worker *w = arg;
-    struct pipeline *p = w->p;
-    struct job *j;
-    uint64_t u;
-    while (claim(p, &j, &u)) {
-        struct ccr_err e;
-        int64_t region = -1;
-        ccr_err_clear(&e);
-        int rc = unit_run(w, j, u, &e, &region);
-        unit_done(p, j, rc, &e, region);
-    }
-    pthread_mutex_lock(&p->mu);
-    p->running--;
-    pthread_cond_broadcast(&p->done_cv);
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
+    struct pipeline *p = ctx;
+    atomic_fetch_add(&p->files_done, count);
 }
 
-static void progress_report(struct pipeline *p)
+static void progress_report(void *ctx)
 {
+    struct pipeline *p = ctx;
     const struct pl_params *pp = p->pp;
     if (!pp->progress)
         return;
@@ -974,13 +867,15 @@ int pl_run(const struct pl_params *pp, struct pl_file *files, size_t n, struct c
     if (nthreads > units)
         nthreads = (unsigned)(units ? units : 1);
 
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.cv, NULL);
-    pthread_cond_init(&p.done_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    static const struct sched_ops ops = {
+        .prepare = sched_prepare,
+        .unit = sched_unit,
+        .finish = sched_finish,
+        .progress = progress_report,
+        .skipped = sched_skipped,
+    };
+    p.sched = (struct sched){.ops = &ops, .ctx = &p, .n_items = n, .cancel = pp->cancel};
+    pthread_mutex_init(&p.res_mu, NULL);
 
     struct worker *ws = ccr_calloc(nthreads, sizeof(*ws));
     if (!ws) {
@@ -994,52 +889,8 @@ int pl_run(const struct pl_params *pp, struct pl_file *files, size_t n, struct c
             break;
         ready++;
     }
-    if (ready == 0) {
-        rc = -ENOMEM;
-        goto out_workers;
-    }
-    unsigned started = 0;
-    pthread_mutex_lock(&p.mu);
-    for (unsigned i = 0; i < ready; i++) {
-        p.running++;
-        if (pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) {
-            p.running--;
-            break;
-        }
-        ws[i].started = true;
-        started++;
-    }
-    pthread_mutex_unlock(&p.mu);
-    if (started == 0) {
-        /* no thread could be created: do the work on this one */
-        p.running = 1;
-        worker_main(&ws[0]);
-    } else {
-        pthread_mutex_lock(&p.mu);
-        while (p.running > 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_nsec += 100 * 1000 * 1000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&p.done_cv, &p.mu, &ts);
-            if (p.running > 0 && pp->progress) {
-                pthread_mutex_unlock(&p.mu);
-                progress_report(&p);
-                pthread_mutex_lock(&p.mu);
-            }
-        }
-        pthread_mutex_unlock(&p.mu);
-        for (unsigned i = 0; i < nthreads; i++)
-            if (ws[i].started)
-                pthread_join(ws[i].tid, NULL);
-    }
-    progress_report(&p);
-    rc = p.fatal;
+    rc = ready ? sched_run(&p.sched, ws, sizeof(*ws), ready) : -ENOMEM;
 
-out_workers:
     for (unsigned i = 0; i < nthreads; i++) {
         ccr_aead_destroy(ws[i].aead);
         ccr_wipe(ws[i].buf, ws[i].cap); /* may hold plaintext */
@@ -1047,8 +898,6 @@ out_workers:
     }
     ccr_free(ws);
 out:
-    pthread_cond_destroy(&p.done_cv);
-    pthread_cond_destroy(&p.cv);
-    pthread_mutex_destroy(&p.mu);
+    pthread_mutex_destroy(&p.res_mu);
     return rc;
 }

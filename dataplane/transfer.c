@@ -31,6 +31,7 @@
 
 #include "ccr/transfer.h"
 #include "codec_int.h"
+#include "sched_int.h"
 #include "transfer_int.h"
 
 #define UNIT_DEFAULT ((uint64_t)4 << 20)
@@ -61,20 +62,13 @@ struct tx_job {
     struct ccr_ccr1 c1;
     bool c1_ready;
     unsigned log2;
-    uint64_t stride, n_regions, per_unit, n_units, unit_bytes;
+    uint64_t stride, n_regions, per_unit, unit_bytes;
     struct ccr_blob_props props; /* publish: of the committed blob */
-    /* under run.mu */
-    uint64_t next_unit, pending;
-    bool failed;
-    int64_t fail_region;
-    struct ccr_err err;
-    struct tx_job *next;
+    struct sched_job s;          /* units, failure (sched.c) */
 };
 
 struct tx_worker {
     struct tx_run *r;
-    pthread_t tid;
-    bool started;
     struct ccr_aead *aead;
     uint8_t *buf;
     size_t cap;
@@ -102,12 +96,8 @@ struct tx_run {
     size_t n_files;
     struct ccr_transfer_result *res;
 
-    pthread_mutex_t mu;
-    pthread_cond_t cv, done_cv;
-    size_t next_file;
-    unsigned preparing, running;
-    struct tx_job *active_head, *active_tail;
-    int fatal;
+    struct sched sched;
+    pthread_mutex_t res_mu; /* guards res */
     atomic_uint_fast64_t bytes_done, files_done;
     uint64_t bytes_total;
 };
@@ -375,9 +365,9 @@ static void plan_units(const struct tx_run *r, struct tx_job *j)
         j->per_unit = 1;
     if ((j->n_regions + j->per_unit - 1) / j->per_unit > MAX_BLOCKS)
         j->per_unit = (j->n_regions + MAX_BLOCKS - 1) / MAX_BLOCKS;
-    j->n_units = (j->n_regions + j->per_unit - 1) / j->per_unit;
-    if (j->n_units == 0)
-        j->n_units = 1; /* an empty file is one (small) unit all the same */
+    j->s.n_units = (j->n_regions + j->per_unit - 1) / j->per_unit;
+    if (j->s.n_units == 0)
+        j->s.n_units = 1; /* an empty file is one (small) unit all the same */
     j->unit_bytes = j->per_unit * j->stride + UNIT_EXTRA;
 }
 
@@ -414,17 +404,17 @@ static int source_unchanged(const struct tx_job *j, struct ccr_err *e)
 /* Finalises a job whose units are all done (or that failed): commit or clean up, record, free. */
 static void job_finish(struct tx_run *r, struct tx_job *j)
 {
-    int rc = j->failed ? j->err.code : 0;
+    int rc = j->s.failed ? j->s.err.code : 0;
     struct ccr_err e;
     ccr_err_clear(&e);
     if (rc == 0 && cancelled(r))
         rc = ccr_err_set(&e, -ECANCELED, j->f->name, -1, "cancelled");
 
     if (r->op == TX_PUBLISH) {
-        if (rc == 0 && j->n_units > 1) {
+        if (rc == 0 && j->s.n_units > 1) {
             rc = source_unchanged(j, &e);
             if (rc == 0) {
-                rc = ccr_store_commit_blocks(r->store, j->f->name, j->n_units, &j->props, &e);
+                rc = ccr_store_commit_blocks(r->store, j->f->name, j->s.n_units, &j->props, &e);
                 if (rc)
                     ccr_err_where(&e, j->f->name);
             }
@@ -470,7 +460,7 @@ static void job_finish(struct tx_run *r, struct tx_job *j)
             unlink(j->tmp);
     }
 
-    pthread_mutex_lock(&r->mu);
+    pthread_mutex_lock(&r->res_mu);
     if (rc == 0) {
         r->res->files++;
         if (r->op == TX_PUBLISH) {
@@ -481,12 +471,12 @@ static void job_finish(struct tx_run *r, struct tx_job *j)
             r->res->bytes_out += r->op == TX_DOWNLOAD ? j->plain_size : 0;
         }
     } else {
-        const struct ccr_err *fe = j->failed ? &j->err : &e;
+        const struct ccr_err *fe = j->s.failed ? &j->s.err : &e;
         const char *path = r->op == TX_PUBLISH ? j->f->local : j->f->name;
-        if (add_failure(r->res, path, j->failed ? j->fail_region : -1, fe) != 0)
-            r->fatal = -ENOMEM;
+        if (add_failure(r->res, path, j->s.failed ? j->s.fail_region : -1, fe) != 0)
+            sched_fatal(&r->sched, -ENOMEM);
     }
-    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_unlock(&r->res_mu);
     atomic_fetch_add(&r->files_done, 1);
     job_free(j);
 }
@@ -626,28 +616,28 @@ static int job_prepare(struct tx_run *r, size_t index, struct tx_job **out)
     if (!j) {
         struct ccr_err e;
         ccr_err_set(&e, -ENOMEM, f->name, -1, "out of memory");
-        pthread_mutex_lock(&r->mu);
+        pthread_mutex_lock(&r->res_mu);
         if (add_failure(r->res, r->op == TX_PUBLISH ? f->local : f->name, -1, &e) != 0)
-            r->fatal = -ENOMEM;
-        pthread_mutex_unlock(&r->mu);
+            sched_fatal(&r->sched, -ENOMEM);
+        pthread_mutex_unlock(&r->res_mu);
         atomic_fetch_add(&r->files_done, 1);
         return -1;
     }
     j->f = f;
     j->fd = -1;
-    j->fail_region = -1;
-    ccr_err_clear(&j->err);
+    j->s.fail_region = -1;
+    ccr_err_clear(&j->s.err);
     int rc;
     if (cancelled(r))
-        rc = ccr_err_set(&j->err, -ECANCELED, f->name, -1, "cancelled");
+        rc = ccr_err_set(&j->s.err, -ECANCELED, f->name, -1, "cancelled");
     else if (r->op == TX_PUBLISH)
-        rc = prepare_publish(r, j, &j->err);
+        rc = prepare_publish(r, j, &j->s.err);
     else
-        rc = prepare_read(r, j, &j->err);
+        rc = prepare_read(r, j, &j->s.err);
     if (rc) {
-        if (j->err.code == 0)
-            ccr_err_set(&j->err, rc, f->name, -1, "%s", pl_strerror(rc));
-        j->failed = true;
+        if (j->s.err.code == 0)
+            ccr_err_set(&j->s.err, rc, f->name, -1, "%s", pl_strerror(rc));
+        j->s.failed = true;
         if (j->tmp && j->fd >= 0) {
             close(j->fd);
             j->fd = -1;
@@ -660,7 +650,7 @@ static int job_prepare(struct tx_run *r, size_t index, struct tx_job **out)
         job_finish(r, j);
         return -1;
     }
-    j->pending = j->n_units;
+    j->s.pending = j->s.n_units;
     *out = j;
     return 0;
 }
@@ -758,14 +748,14 @@ static int unit_publish(struct tx_worker *w, struct tx_job *j, uint64_t u, uint6
                                (unsigned long long)reg, pl_strerror(rc));
         stored += region_stored_len(r, j, reg);
     }
-    if (r->mode == CCR_MODE_CSE && u + 1 == j->n_units) {
+    if (r->mode == CCR_MODE_CSE && u + 1 == j->s.n_units) {
         uint64_t pad = j->n_regions * r->chunk - j->plain_size;
         ccr_cse_trailer(pad, buf + stored);
         stored += CCR_CSE_TRAILER_LEN;
     }
     if (cancelled(r))
         return ccr_err_set(e, -ECANCELED, src, -1, "cancelled");
-    if (j->n_units == 1) {
+    if (j->s.n_units == 1) {
         rc = source_unchanged(j, e);
         if (rc)
             return rc;
@@ -889,123 +879,39 @@ static int unit_run(struct tx_worker *w, struct tx_job *j, uint64_t u, struct cc
 }
 
 /* ----------------------------------------------------------------------------------------------------- */
-/* scheduling (as in pipeline.c)                                                                          */
+/* scheduling (sched.c)                                                                                   */
 /* ----------------------------------------------------------------------------------------------------- */
 
-static void active_remove(struct tx_run *r, struct tx_job *j)
+static int sched_prepare(void *ctx, size_t index, struct sched_job **out_job)
 {
-    struct tx_job **pp = &r->active_head, *prev = NULL;
-    while (*pp && *pp != j) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    if (!*pp)
-        return;
-    *pp = j->next;
-    if (r->active_tail == j)
-        r->active_tail = prev;
-    j->next = NULL;
+    struct tx_job *j = NULL;
+    int rc = job_prepare(ctx, index, &j);
+    if (rc == 0)
+        *out_job = &j->s;
+    return rc;
 }
 
-static void unit_done(struct tx_run *r, struct tx_job *j, int rc, const struct ccr_err *e, int64_t region)
+static int sched_unit(void *ctx, void *worker, struct sched_job *sj, uint64_t unit, struct ccr_err *e,
+                      int64_t *region)
 {
-    pthread_mutex_lock(&r->mu);
-    if (rc) {
-        if (!j->failed) {
-            j->failed = true;
-            j->err = *e;
-            j->fail_region = region;
-            uint64_t unclaimed = j->n_units - j->next_unit;
-            if (unclaimed) {
-                active_remove(r, j);
-                j->next_unit = j->n_units;
-                j->pending -= unclaimed;
-            }
-        } else if (rc == -EBADMSG && region >= 0 &&
-                   (j->err.code != -EBADMSG || j->fail_region < 0 || region < j->fail_region)) {
-            j->err = *e;
-            j->fail_region = region;
-        }
-    }
-    bool last = --j->pending == 0;
-    pthread_mutex_unlock(&r->mu);
-    if (last)
-        job_finish(r, j);
+    (void)ctx;
+    return unit_run(worker, SCHED_OWNER(sj, struct tx_job, s), unit, e, region);
 }
 
-static bool claim(struct tx_run *r, struct tx_job **out_job, uint64_t *out_unit)
+static void sched_finish(void *ctx, struct sched_job *sj)
 {
-    pthread_mutex_lock(&r->mu);
-    for (;;) {
-        struct tx_job *j = r->active_head;
-        if (j) {
-            *out_unit = j->next_unit++;
-            if (j->next_unit == j->n_units)
-                active_remove(r, j);
-            pthread_mutex_unlock(&r->mu);
-            *out_job = j;
-            return true;
-        }
-        if (r->next_file < r->n_files && !r->fatal) {
-            size_t idx = r->next_file++;
-            if (cancelled(r)) {
-                r->next_file = r->n_files;
-                atomic_fetch_add(&r->files_done, r->n_files - idx);
-                continue;
-            }
-            r->preparing++;
-            pthread_mutex_unlock(&r->mu);
-            struct tx_job *nj = NULL;
-            int rc = job_prepare(r, idx, &nj);
-            pthread_mutex_lock(&r->mu);
-            r->preparing--;
-            pthread_cond_broadcast(&r->cv);
-            if (rc != 0)
-                continue;
-            nj->next_unit = 1;
-            if (nj->n_units > 1) {
-                if (r->active_tail)
-                    r->active_tail->next = nj;
-                else
-                    r->active_head = nj;
-                r->active_tail = nj;
-                pthread_cond_broadcast(&r->cv);
-            }
-            pthread_mutex_unlock(&r->mu);
-            *out_job = nj;
-            *out_unit = 0;
-            return true;
-        }
-        if (r->preparing == 0) {
-            pthread_mutex_unlock(&r->mu);
-            return false;
-        }
-        pthread_cond_wait(&r->cv, &r->mu);
-    }
+    job_finish(ctx, SCHED_OWNER(sj, struct tx_job, s));
 }
 
-static void *worker_main(void *arg)
+static void sched_skipped(void *ctx, size_t count)
 {
-    struct tx_worker *w = arg;
-    struct tx_run *r = w->r;
-    struct tx_job *j;
-    uint64_t u;
-    while (claim(r, &j, &u)) {
-        struct ccr_err e;
-        int64_t region = -1;
-        ccr_err_clear(&e);
-        int rc = unit_run(w, j, u, &e, &region);
-        unit_done(r, j, rc, &e, region);
-    }
-    pthread_mutex_lock(&r->mu);
-    r->running--;
-    pthread_cond_broadcast(&r->done_cv);
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
+    struct tx_run *r = ctx;
+    atomic_fetch_add(&r->files_done, count);
 }
 
-static void progress_report(struct tx_run *r)
+static void progress_report(void *ctx)
 {
+    struct tx_run *r = ctx;
     if (!r->o->progress)
         return;
     struct ccr_progress pr = {
@@ -1033,13 +939,15 @@ static int run_workers(struct tx_run *r)
         return 0;
     }
     unsigned nthreads = r->threads;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    pthread_cond_init(&r->done_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    static const struct sched_ops ops = {
+        .prepare = sched_prepare,
+        .unit = sched_unit,
+        .finish = sched_finish,
+        .progress = progress_report,
+        .skipped = sched_skipped,
+    };
+    r->sched = (struct sched){.ops = &ops, .ctx = r, .n_items = r->n_files, .cancel = r->o->cancel};
+    pthread_mutex_init(&r->res_mu, NULL);
 
     struct tx_worker *ws = ccr_calloc(nthreads, sizeof(*ws));
     if (!ws) {
@@ -1061,51 +969,9 @@ static int run_workers(struct tx_run *r)
         ws[i].cap = r->unit_cap;
         ready++;
     }
-    if (ready == 0) {
-        rc = -ENOMEM;
-        goto out_workers;
-    }
     r->threads = ready;
-    unsigned started = 0;
-    pthread_mutex_lock(&r->mu);
-    for (unsigned i = 0; i < ready; i++) {
-        r->running++;
-        if (pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) {
-            r->running--;
-            break;
-        }
-        ws[i].started = true;
-        started++;
-    }
-    pthread_mutex_unlock(&r->mu);
-    if (started == 0) {
-        r->running = 1;
-        worker_main(&ws[0]);
-    } else {
-        pthread_mutex_lock(&r->mu);
-        while (r->running > 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_nsec += 100 * 1000 * 1000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&r->done_cv, &r->mu, &ts);
-            if (r->running > 0 && r->o->progress) {
-                pthread_mutex_unlock(&r->mu);
-                progress_report(r);
-                pthread_mutex_lock(&r->mu);
-            }
-        }
-        pthread_mutex_unlock(&r->mu);
-        for (unsigned i = 0; i < nthreads; i++)
-            if (ws[i].started)
-                pthread_join(ws[i].tid, NULL);
-    }
-    progress_report(r);
-    rc = r->fatal;
-out_workers:
+    rc = ready ? sched_run(&r->sched, ws, sizeof(*ws), ready) : -ENOMEM;
+
     for (unsigned i = 0; i < nthreads; i++) {
         ccr_aead_destroy(ws[i].aead);
         if (ws[i].buf) {
@@ -1116,9 +982,7 @@ out_workers:
     }
     ccr_free(ws);
 out:
-    pthread_cond_destroy(&r->done_cv);
-    pthread_cond_destroy(&r->cv);
-    pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->res_mu);
     return rc;
 }
 
