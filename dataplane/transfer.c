@@ -1443,8 +1443,12 @@ int ccr_publish(struct ccr_store *store, const struct ccr_datastore *ds, const s
     }
     r.files = w.files;
     r.n_files = w.n;
-    if (r.threads > w.n && w.n > 0)
-        r.threads = (unsigned)w.n > r.threads ? r.threads : (unsigned)w.n;
+    /* Never more threads than transfer units: one big file is shared by every worker. */
+    uint64_t units = 0;
+    for (size_t i = 0; i < w.n; i++)
+        units += w.files[i].size / r.unit + 1;
+    if (units > 0 && r.threads > units)
+        r.threads = (unsigned)units;
     rc = run_workers(&r);
     if (rc)
         ccr_err_set(err, rc, src, -1, "cannot start: %s", pl_strerror(rc));
