@@ -132,8 +132,9 @@ def crypto_section(recs, ctx):
     out.append(
         f"Throughput in MB/s (10^6 bytes per second), each figure {runs_phrase(recs)} "
         "(min–max in small print). Ours: `build/bench/bench_crypto`, each thread with its own `struct ccr_aead` "
-        "and buffers, looping over one region for a fixed time per run (seal in place; open out of place, "
-        "because opening in place destroys the ciphertext it would reuse). `ccr1` = `ccr_ccr1_seal_region` / "
+        "and buffers, looping over one region for a fixed time per run, in place like the pipeline (open: only "
+        "the opens are timed; the region is sealed back in place between them, untimed, which restores the "
+        "same ciphertext and tag). `ccr1` = `ccr_ccr1_seal_region` / "
         "`ccr_ccr1_open_region` (64-byte header as AAD, tag after the region); `aead` = raw `ccr_aead_seal`, "
         "no AAD. Reference: `openssl speed -elapsed -evp aes-256-gcm -bytes SIZE -seconds 1`, in place, in one "
         "process, with `-multi 2` (two processes) and with `-decrypt`. Rounds of ours and of openssl are "
