@@ -266,16 +266,16 @@ static bool inside(const char *src_dir, const char *dst_in)
 /* ----------------------------------------------------------------------------------------------------- */
 
 /* The failure that decides the return value: the first authentication/format failure, else the first. */
-static int worst_failure(const struct ccr_codec_result *res, struct ccr_err *err)
+int pl_worst_failure(const struct ccr_codec_failure *failed, uint64_t n, struct ccr_err *err)
 {
     const struct ccr_codec_failure *pick = NULL;
-    for (uint64_t i = 0; i < res->errors; i++) {
-        if (res->failed[i].err.code == -EBADMSG) {
-            pick = &res->failed[i];
+    for (uint64_t i = 0; i < n; i++) {
+        if (failed[i].err.code == -EBADMSG) {
+            pick = &failed[i];
             break;
         }
         if (!pick)
-            pick = &res->failed[i];
+            pick = &failed[i];
     }
     if (!pick)
         return 0;
@@ -415,5 +415,5 @@ int ccr_codec_run(enum ccr_codec_op op, const struct ccr_key *key, const char *s
         return rc;
     if (opts->cancel && atomic_load(opts->cancel))
         return ccr_err_set(err, -ECANCELED, src, -1, "cancelled; nothing partial was left");
-    return worst_failure(result, err);
+    return pl_worst_failure(result->failed, result->errors, err);
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "ccr/codec.h"
 
@@ -59,6 +60,18 @@ void pl_err_header(struct ccr_err *e);
 
 /* Monotonic clock in seconds. */
 double pl_now(void);
+
+/* fileio.c: preadv/pwritev until every iovec is done (EINTR and short transfers retried; iov is consumed).
+ * pl_preadv_full returns the bytes read (fewer only at end of file) or -errno; pl_pwritev_full 0 or -errno.
+ */
+ssize_t pl_preadv_full(int fd, struct iovec *iov, int cnt, uint64_t off);
+int pl_pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off);
+
+/* fileio.c: creates `.NAME.ccr-tmp-XXXXXX` (O_EXCL, 0600) beside dst; *out_path owned by the caller. */
+int pl_temp_create(const char *dst, char **out_path, int *out_fd, struct ccr_err *err);
+
+/* codec.c: the failure that decides a run's return value: the first -EBADMSG, else the first. */
+int pl_worst_failure(const struct ccr_codec_failure *failed, uint64_t n, struct ccr_err *err);
 
 /* The process umask, read without changing it where the kernel allows (/proc/self/status). */
 mode_t pl_umask(void);

@@ -1,7 +1,10 @@
 /*
- * fileio.c - reading and atomically writing small files (PEM keys, wrapped keys) for the front ends.
+ * fileio.c - reading and atomically writing small files (PEM keys, wrapped keys) for the front ends, and
+ * the file I/O helpers the file codec and the transfer engine share (full preadv/pwritev, temporary files).
  */
 #include <errno.h>
+#include <sys/uio.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,4 +144,100 @@ int ccr_file_write_atomic(const char *path, const void *data, size_t len, unsign
         unlink(tmp);
     ccr_free(tmp);
     return rc;
+}
+
+/* ----------------------------------------------------------------------------------------------------- */
+/* I/O helpers shared by the file codec and the transfer engine                                           */
+/* ----------------------------------------------------------------------------------------------------- */
+
+/* Consumes n transferred bytes from the front of an iovec array (partial reads and writes). */
+static void iov_advance(struct iovec **iov, int *cnt, size_t n)
+{
+    while (n > 0 && *cnt > 0) {
+        struct iovec *v = *iov;
+        if (n >= v->iov_len) {
+            n -= v->iov_len;
+            v->iov_len = 0;
+            (*iov)++;
+            (*cnt)--;
+        } else {
+            v->iov_base = (uint8_t *)v->iov_base + n;
+            v->iov_len -= n;
+            n = 0;
+        }
+    }
+}
+
+/* Reads exactly the bytes described by iov at off, unless the file ends first. Returns bytes read. */
+ssize_t pl_preadv_full(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+    ssize_t total = 0;
+    while (cnt > 0) {
+        if (iov->iov_len == 0) {
+            iov++;
+            cnt--;
+            continue;
+        }
+        ssize_t n = preadv(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        total += n;
+        off += (uint64_t)n;
+        iov_advance(&iov, &cnt, (size_t)n);
+    }
+    return total;
+}
+
+int pl_pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+    while (cnt > 0) {
+        if (iov->iov_len == 0) {
+            iov++;
+            cnt--;
+            continue;
+        }
+        ssize_t n = pwritev(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO;
+        off += (uint64_t)n;
+        iov_advance(&iov, &cnt, (size_t)n);
+    }
+    return 0;
+}
+
+/* Creates `.NAME.ccr-tmp-XXXXXX` next to dst (0600, O_EXCL). */
+int pl_temp_create(const char *dst, char **out_path, int *out_fd, struct ccr_err *err)
+{
+    const char *slash = strrchr(dst, '/');
+    size_t dirlen = slash ? (size_t)(slash - dst) + 1 : 0;
+    const char *base = dst + dirlen;
+    size_t baselen = strlen(base);
+    if (baselen > 200) /* keep the temporary name within NAME_MAX */
+        baselen = 200;
+    size_t len = dirlen + 1 + baselen + sizeof(".ccr-tmp-XXXXXX");
+    char *path = ccr_malloc(len);
+    if (!path)
+        return ccr_err_set(err, -ENOMEM, dst, -1, "out of memory");
+    snprintf(path, len, "%.*s.%.*s.ccr-tmp-XXXXXX", (int)dirlen, dst, (int)baselen, base);
+    int fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0) {
+        int e = -errno;
+        ccr_err_set(err, e, dst, -1, "cannot create a temporary file in %s%.*s: %s",
+                    dirlen ? "" : "the current directory", (int)dirlen, dst, pl_strerror(e));
+        ccr_free(path);
+        return e;
+    }
+    *out_path = path;
+    *out_fd = fd;
+    return 0;
 }

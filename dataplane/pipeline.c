@@ -196,75 +196,10 @@ static bool cancelled(const struct pipeline *p)
     return p->pp->cancel && atomic_load_explicit(p->pp->cancel, memory_order_relaxed) != 0;
 }
 
-/* Consumes n transferred bytes from the front of an iovec array (partial reads and writes). */
-static void iov_advance(struct iovec **iov, int *cnt, size_t n)
-{
-    while (n > 0 && *cnt > 0) {
-        struct iovec *v = *iov;
-        if (n >= v->iov_len) {
-            n -= v->iov_len;
-            v->iov_len = 0;
-            (*iov)++;
-            (*cnt)--;
-        } else {
-            v->iov_base = (uint8_t *)v->iov_base + n;
-            v->iov_len -= n;
-            n = 0;
-        }
-    }
-}
-
-/* Reads exactly the bytes described by iov at off, unless the file ends first. Returns bytes read. */
-static ssize_t preadv_full(int fd, struct iovec *iov, int cnt, uint64_t off)
-{
-    ssize_t total = 0;
-    while (cnt > 0) {
-        if (iov->iov_len == 0) {
-            iov++;
-            cnt--;
-            continue;
-        }
-        ssize_t n = preadv(fd, iov, cnt > UNIT_IOV ? UNIT_IOV : cnt, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            break;
-        total += n;
-        off += (uint64_t)n;
-        iov_advance(&iov, &cnt, (size_t)n);
-    }
-    return total;
-}
-
-static int pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off)
-{
-    while (cnt > 0) {
-        if (iov->iov_len == 0) {
-            iov++;
-            cnt--;
-            continue;
-        }
-        ssize_t n = pwritev(fd, iov, cnt > UNIT_IOV ? UNIT_IOV : cnt, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO;
-        off += (uint64_t)n;
-        iov_advance(&iov, &cnt, (size_t)n);
-    }
-    return 0;
-}
-
 static int pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *out_got)
 {
     struct iovec v = {buf, len};
-    ssize_t n = preadv_full(fd, &v, 1, off);
+    ssize_t n = pl_preadv_full(fd, &v, 1, off);
     if (n < 0)
         return (int)n;
     *out_got = (size_t)n;
@@ -274,39 +209,12 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *out_g
 static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
     struct iovec v = {(void *)buf, len};
-    return pwritev_full(fd, &v, 1, off);
+    return pl_pwritev_full(fd, &v, 1, off);
 }
 
 /* ----------------------------------------------------------------------------------------------------- */
 /* per-file setup and completion                                                                          */
 /* ----------------------------------------------------------------------------------------------------- */
-
-/* Creates `.NAME.ccr-tmp-XXXXXX` next to dst (0600, O_EXCL). */
-static int temp_create(const char *dst, char **out_path, int *out_fd, struct ccr_err *err)
-{
-    const char *slash = strrchr(dst, '/');
-    size_t dirlen = slash ? (size_t)(slash - dst) + 1 : 0;
-    const char *base = dst + dirlen;
-    size_t baselen = strlen(base);
-    if (baselen > 200) /* keep the temporary name within NAME_MAX */
-        baselen = 200;
-    size_t len = dirlen + 1 + baselen + sizeof(".ccr-tmp-XXXXXX");
-    char *path = ccr_malloc(len);
-    if (!path)
-        return ccr_err_set(err, -ENOMEM, dst, -1, "out of memory");
-    snprintf(path, len, "%.*s.%.*s.ccr-tmp-XXXXXX", (int)dirlen, dst, (int)baselen, base);
-    int fd = mkostemp(path, O_CLOEXEC);
-    if (fd < 0) {
-        int e = -errno;
-        ccr_err_set(err, e, dst, -1, "cannot create a temporary file in %s%.*s: %s",
-                    dirlen ? "" : "the current directory", (int)dirlen, dst, pl_strerror(e));
-        ccr_free(path);
-        return e;
-    }
-    *out_path = path;
-    *out_fd = fd;
-    return 0;
-}
 
 /* Moves the finished temporary file to its name. */
 static int temp_commit(const char *tmp, const char *dst, bool force, struct ccr_err *err)
@@ -601,7 +509,7 @@ static int job_prepare(struct pipeline *p, size_t index, struct job **out_job)
         j->out_size = 0;
 
     if (pp->op != PL_VERIFY) {
-        rc = temp_create(f->dst, &j->tmp, &j->out_fd, err);
+        rc = pl_temp_create(f->dst, &j->tmp, &j->out_fd, err);
         if (rc)
             goto fail;
         if (ftruncate(j->out_fd, (off_t)j->out_size) != 0) {
@@ -703,7 +611,7 @@ static int unit_run(struct worker *w, struct job *j, uint64_t u, struct ccr_err 
             w->iov[k].iov_base = buf + (size_t)k * j->stride + poff;
             w->iov[k].iov_len = lens[k];
         }
-        ssize_t got = preadv_full(j->in_fd, w->iov, cnt, plain_off);
+        ssize_t got = pl_preadv_full(j->in_fd, w->iov, cnt, plain_off);
         if (got < 0)
             return ccr_err_set(e, (int)got, j->f->src, (int64_t)plain_off,
                                "read failed at byte offset %llu: %s", (unsigned long long)plain_off,
@@ -778,7 +686,7 @@ static int unit_run(struct worker *w, struct job *j, uint64_t u, struct ccr_err 
                 w->iov[k].iov_base = buf + (size_t)k * j->stride + poff;
                 w->iov[k].iov_len = lens[k];
             }
-            rc = pwritev_full(j->out_fd, w->iov, cnt, plain_off);
+            rc = pl_pwritev_full(j->out_fd, w->iov, cnt, plain_off);
             if (rc)
                 return ccr_err_set(e, rc, j->f->dst, (int64_t)plain_off,
                                    "write failed at byte offset %llu: %s", (unsigned long long)plain_off,

@@ -173,95 +173,6 @@ static void hexid(const uint8_t *b, char *out)
         snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-static void iov_advance(struct iovec **iov, int *cnt, size_t n)
-{
-    while (n > 0 && *cnt > 0) {
-        struct iovec *v = *iov;
-        if (n >= v->iov_len) {
-            n -= v->iov_len;
-            v->iov_len = 0;
-            (*iov)++;
-            (*cnt)--;
-        } else {
-            v->iov_base = (uint8_t *)v->iov_base + n;
-            v->iov_len -= n;
-            n = 0;
-        }
-    }
-}
-
-static ssize_t preadv_full(int fd, struct iovec *iov, int cnt, uint64_t off)
-{
-    ssize_t total = 0;
-    while (cnt > 0) {
-        if (iov->iov_len == 0) {
-            iov++;
-            cnt--;
-            continue;
-        }
-        ssize_t n = preadv(fd, iov, cnt > IOV_BATCH ? IOV_BATCH : cnt, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            break;
-        total += n;
-        off += (uint64_t)n;
-        iov_advance(&iov, &cnt, (size_t)n);
-    }
-    return total;
-}
-
-static int pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off)
-{
-    while (cnt > 0) {
-        if (iov->iov_len == 0) {
-            iov++;
-            cnt--;
-            continue;
-        }
-        ssize_t n = pwritev(fd, iov, cnt > IOV_BATCH ? IOV_BATCH : cnt, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO;
-        off += (uint64_t)n;
-        iov_advance(&iov, &cnt, (size_t)n);
-    }
-    return 0;
-}
-
-/* Creates `.NAME.ccr-tmp-XXXXXX` next to dst (0600), the codec's temporary naming. */
-static int temp_create(const char *dst, char **out_path, int *out_fd, struct ccr_err *err)
-{
-    const char *slash = strrchr(dst, '/');
-    size_t dirlen = slash ? (size_t)(slash - dst) + 1 : 0;
-    const char *base = dst + dirlen;
-    size_t baselen = strlen(base);
-    if (baselen > 200)
-        baselen = 200;
-    size_t len = dirlen + 1 + baselen + sizeof(".ccr-tmp-XXXXXX");
-    char *path = ccr_malloc(len);
-    if (!path)
-        return ccr_err_set(err, -ENOMEM, dst, -1, "out of memory");
-    snprintf(path, len, "%.*s.%.*s.ccr-tmp-XXXXXX", (int)dirlen, dst, (int)baselen, base);
-    int fd = mkostemp(path, O_CLOEXEC);
-    if (fd < 0) {
-        int e = -errno;
-        ccr_err_set(err, e, dst, -1, "cannot create a temporary file: %s", pl_strerror(e));
-        ccr_free(path);
-        return e;
-    }
-    *out_path = path;
-    *out_fd = fd;
-    return 0;
-}
-
 /* `.NAME.ccr-tmp-XXXXXX`: what an interrupted run leaves; *out_len receives NAME's length. */
 static bool is_leftover_temp(const char *name, size_t *out_len)
 {
@@ -283,25 +194,6 @@ static void sync_dir(const char *path)
         fsync(fd);
         close(fd);
     }
-}
-
-/* The failure that decides the return value: the first -EBADMSG, else the first. */
-static int worst_failure(const struct ccr_transfer_result *res, struct ccr_err *err)
-{
-    const struct ccr_codec_failure *pick = NULL;
-    for (uint64_t i = 0; i < res->errors; i++) {
-        if (res->failed[i].err.code == -EBADMSG) {
-            pick = &res->failed[i];
-            break;
-        }
-        if (!pick)
-            pick = &res->failed[i];
-    }
-    if (!pick)
-        return 0;
-    if (err)
-        *err = pick->err;
-    return pick->err.code ? pick->err.code : -EIO;
 }
 
 /* ----------------------------------------------------------------------------------------------------- */
@@ -596,7 +488,7 @@ static int prepare_read(struct tx_run *r, struct tx_job *j, struct ccr_err *err)
     }
     plan_units(r, j);
     if (r->op == TX_DOWNLOAD) {
-        rc = temp_create(f->local, &j->tmp, &j->fd, err);
+        rc = pl_temp_create(f->local, &j->tmp, &j->fd, err);
         if (rc)
             return rc;
         if (ftruncate(j->fd, (off_t)j->plain_size) != 0) {
@@ -720,7 +612,7 @@ static int unit_publish(struct tx_worker *w, struct tx_job *j, uint64_t u, uint6
             want += len;
         }
         uint64_t off = plain_off + plain_total;
-        ssize_t got = preadv_full(j->fd, w->iov, b, off);
+        ssize_t got = pl_preadv_full(j->fd, w->iov, b, off);
         if (got < 0)
             return ccr_err_set(e, (int)got, src, (int64_t)off, "read failed at byte offset %llu: %s",
                                (unsigned long long)off, pl_strerror((int)got));
@@ -837,7 +729,7 @@ static int unit_read(struct tx_worker *w, struct tx_job *j, uint64_t r0, int cnt
                 w->iov[i].iov_len = region_plain_len(r, j, r0 + (uint64_t)(k + i));
                 n += w->iov[i].iov_len;
             }
-            rc = pwritev_full(j->fd, w->iov, b, plain_off);
+            rc = pl_pwritev_full(j->fd, w->iov, b, plain_off);
             if (rc)
                 return ccr_err_set(e, rc, j->f->local, (int64_t)plain_off,
                                    "write failed at byte offset %llu: %s", (unsigned long long)plain_off,
@@ -1151,7 +1043,7 @@ static int finish(struct tx_run *r, int rc, const char *where, struct ccr_err *e
         return rc;
     if (r->o->cancel && atomic_load(r->o->cancel))
         return ccr_err_set(err, -ECANCELED, where, -1, "cancelled; nothing partial was left");
-    return worst_failure(r->res, err);
+    return pl_worst_failure(r->res->failed, r->res->errors, err);
 }
 
 /* Lists every committed blob under prefix (paged) into *out_map (name -> props). */
