@@ -3,6 +3,7 @@
  * signals). Subcommands live in ccr_codec.c (encrypt, decrypt, inspect) and ccr_key.c (key, kek).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -214,6 +215,50 @@ static int cmd_version(int argc, char **argv)
         return tool_usage("version", "unexpected argument '%s'", argv[1]);
     printf("ccr %s (%s)\n", ccr_version(), ccr_openssl_version());
     return EXIT_OK;
+}
+
+/* ----------------------------------------------------------------------------------------------------- */
+/* progress line and library messages                                                                     */
+/* ----------------------------------------------------------------------------------------------------- */
+
+void tool_progress_draw(void *arg, const struct ccr_progress *p)
+{
+    struct tool_progress *pc = arg;
+    char done[32], total[32];
+    double rate = p->seconds > 0 ? (double)p->bytes_done / p->seconds : 0;
+    int pct = p->bytes_total ? (int)(100.0 * (double)p->bytes_done / (double)p->bytes_total) : 100;
+    fprintf(stderr, "\r\033[Kccr %s: %s / %s (%d%%), %.0f MB/s", pc->cmd,
+            tool_human_bytes(p->bytes_done, done, sizeof(done)),
+            tool_human_bytes(p->bytes_total, total, sizeof(total)), pct, rate / 1e6);
+    if (p->files_total > 1)
+        fprintf(stderr, ", %llu/%llu files", (unsigned long long)p->files_done,
+                (unsigned long long)p->files_total);
+    if (rate > 0 && p->bytes_done < p->bytes_total && p->seconds > 1) {
+        double eta = (double)(p->bytes_total - p->bytes_done) / rate;
+        fprintf(stderr, ", ETA %d:%02d", (int)eta / 60, (int)eta % 60);
+    }
+    fflush(stderr);
+    pc->drawn = true;
+}
+
+void tool_progress_clear(struct tool_progress *pc)
+{
+    if (pc->drawn) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+        pc->drawn = false;
+    }
+}
+
+/* Serialised: the library's workers may log at once. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void tool_log_sink(void *arg, enum ccr_log_level level, const char *msg)
+{
+    const char *cmd = arg;
+    pthread_mutex_lock(&log_mu);
+    fprintf(stderr, "ccr %s: %s%s\n", cmd, level == CCR_LOG_WARN ? "warning: " : "", msg);
+    pthread_mutex_unlock(&log_mu);
 }
 
 static const struct {

@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -214,51 +213,6 @@ static int parse_codec_args(const char *cmd, const char *help, bool inspect, int
 }
 
 /* ----------------------------------------------------------------------------------------------------- */
-/* progress line                                                                                          */
-/* ----------------------------------------------------------------------------------------------------- */
-
-struct progress_ctx {
-    const char *cmd;
-    bool drawn;
-};
-
-static void progress_draw(void *arg, const struct ccr_progress *p)
-{
-    struct progress_ctx *pc = arg;
-    char done[32], total[32];
-    double rate = p->seconds > 0 ? (double)p->bytes_done / p->seconds / 1e6 : 0;
-    int pct = p->bytes_total ? (int)(100.0 * (double)p->bytes_done / (double)p->bytes_total) : 100;
-    fprintf(stderr, "\r\033[Kccr %s: %s / %s (%d%%), %.0f MB/s", pc->cmd,
-            tool_human_bytes(p->bytes_done, done, sizeof(done)),
-            tool_human_bytes(p->bytes_total, total, sizeof(total)), pct, rate);
-    if (p->files_total > 1)
-        fprintf(stderr, ", %llu/%llu files", (unsigned long long)p->files_done,
-                (unsigned long long)p->files_total);
-    fflush(stderr);
-    pc->drawn = true;
-}
-
-static void progress_clear(struct progress_ctx *pc)
-{
-    if (pc->drawn) {
-        fputs("\r\033[K", stderr);
-        fflush(stderr);
-        pc->drawn = false;
-    }
-}
-
-/* Library warnings (skipped symlinks...) go to stderr; serialised because workers may log at once. */
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void log_sink(void *arg, enum ccr_log_level level, const char *msg)
-{
-    const char *cmd = arg;
-    pthread_mutex_lock(&log_mu);
-    fprintf(stderr, "ccr %s: %s%s\n", cmd, level == CCR_LOG_WARN ? "warning: " : "", msg);
-    pthread_mutex_unlock(&log_mu);
-}
-
-/* ----------------------------------------------------------------------------------------------------- */
 /* encrypt / decrypt                                                                                      */
 /* ----------------------------------------------------------------------------------------------------- */
 
@@ -304,7 +258,7 @@ static int codec_cmd(enum ccr_codec_op op, int argc, char **argv)
         return ex;
 
     bool tty = isatty(STDERR_FILENO) && !a.quiet;
-    struct progress_ctx pc = {.cmd = cmd};
+    struct tool_progress pc = {.cmd = cmd};
     struct ccr_codec_opts o;
     ccr_codec_opts_init(&o);
     o.mode = a.mode;
@@ -313,17 +267,17 @@ static int codec_cmd(enum ccr_codec_op op, int argc, char **argv)
     o.force = a.force;
     o.cancel = &tool_cancel;
     if (tty) {
-        o.progress = progress_draw;
+        o.progress = tool_progress_draw;
         o.progress_arg = &pc;
     }
-    ccr_log_set(log_sink, (void *)cmd, CCR_LOG_WARN);
+    ccr_log_set(tool_log_sink, (void *)cmd, CCR_LOG_WARN);
     tool_signals_install();
 
     struct ccr_codec_result r;
     struct ccr_err e;
     int rc = ccr_codec_run(op, &key, a.pos[0], a.pos[1], &o, &r, &e);
     ccr_key_wipe(&key);
-    progress_clear(&pc);
+    tool_progress_clear(&pc);
 
     for (uint64_t i = 0; i < r.errors; i++)
         if (r.failed[i].err.code != -ECANCELED)
@@ -466,16 +420,16 @@ int cmd_inspect(int argc, char **argv)
     o.region_size = a.region_size;
     o.threads = a.threads;
     o.cancel = &tool_cancel;
-    struct progress_ctx pc = {.cmd = "inspect"};
+    struct tool_progress pc = {.cmd = "inspect"};
     if (a.key_path && isatty(STDERR_FILENO)) {
-        o.progress = progress_draw;
+        o.progress = tool_progress_draw;
         o.progress_arg = &pc;
     }
     tool_signals_install();
 
     struct ccr_inspect info;
     int rc = ccr_codec_inspect(a.pos[0], a.key_path ? &key : NULL, &o, &info);
-    progress_clear(&pc);
+    tool_progress_clear(&pc);
     if (a.key_path)
         ccr_key_wipe(&key);
     if (a.json)

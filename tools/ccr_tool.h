@@ -60,6 +60,19 @@ int tool_bad_option(const char *cmd, int c, char **argv);
 /* Writes s as a JSON string (with quotes) to f. */
 void tool_json_str(FILE *f, const char *s);
 
+/* The progress line: one line on stderr redrawn in place (bytes, percent, rate, files, ETA). Install
+ * tool_progress_draw as a ccr_progress_cb with a struct tool_progress as its argument; clear the line
+ * before printing anything else. */
+struct tool_progress {
+    const char *cmd;
+    bool drawn;
+};
+void tool_progress_draw(void *arg, const struct ccr_progress *p);
+void tool_progress_clear(struct tool_progress *pc);
+
+/* A ccr_log_cb printing "ccr CMD: [warning: ]MSG" on stderr; cb_arg is the command name. */
+void tool_log_sink(void *arg, enum ccr_log_level level, const char *msg);
+
 /* Writes "1.5 GiB" style text for n bytes into buf. */
 const char *tool_human_bytes(uint64_t n, char *buf, size_t len);
 

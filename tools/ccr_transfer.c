@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -111,48 +110,6 @@ static const struct option transfer_longopts[] = {
 };
 
 enum verb { V_UPLOAD, V_DOWNLOAD, V_VERIFY };
-
-struct progress_ctx {
-    const char *cmd;
-    bool drawn;
-};
-
-static void progress_draw(void *arg, const struct ccr_progress *p)
-{
-    struct progress_ctx *pc = arg;
-    char done[32], total[32];
-    double rate = p->seconds > 0 ? (double)p->bytes_done / p->seconds : 0;
-    int pct = p->bytes_total ? (int)(100.0 * (double)p->bytes_done / (double)p->bytes_total) : 100;
-    fprintf(stderr, "\r\033[Kccr %s: %s / %s (%d%%), %.0f MB/s, %llu/%llu files", pc->cmd,
-            tool_human_bytes(p->bytes_done, done, sizeof(done)),
-            tool_human_bytes(p->bytes_total, total, sizeof(total)), pct, rate / 1e6,
-            (unsigned long long)p->files_done, (unsigned long long)p->files_total);
-    if (rate > 0 && p->bytes_done < p->bytes_total && p->seconds > 1) {
-        double eta = (double)(p->bytes_total - p->bytes_done) / rate;
-        fprintf(stderr, ", ETA %d:%02d", (int)eta / 60, (int)eta % 60);
-    }
-    fflush(stderr);
-    pc->drawn = true;
-}
-
-static void progress_clear(struct progress_ctx *pc)
-{
-    if (pc->drawn) {
-        fputs("\r\033[K", stderr);
-        fflush(stderr);
-        pc->drawn = false;
-    }
-}
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void log_sink(void *arg, enum ccr_log_level level, const char *msg)
-{
-    const char *cmd = arg;
-    pthread_mutex_lock(&log_mu);
-    fprintf(stderr, "ccr %s: %s%s\n", cmd, level == CCR_LOG_WARN ? "warning: " : "", msg);
-    pthread_mutex_unlock(&log_mu);
-}
 
 static int parse_shard(const char *cmd, const char *s, unsigned *out_i, unsigned *out_n)
 {
@@ -282,13 +239,13 @@ static int transfer_cmd(enum verb v, int argc, char **argv)
     if (ex)
         return ex;
     bool tty = isatty(STDERR_FILENO) && !quiet;
-    struct progress_ctx pc = {.cmd = cmd};
+    struct tool_progress pc = {.cmd = cmd};
     o.cancel = &tool_cancel;
     if (tty) {
-        o.progress = progress_draw;
+        o.progress = tool_progress_draw;
         o.progress_arg = &pc;
     }
-    ccr_log_set(log_sink, (void *)cmd, CCR_LOG_WARN);
+    ccr_log_set(tool_log_sink, (void *)cmd, CCR_LOG_WARN);
     tool_signals_install();
 
     struct ccr_transfer_result r;
@@ -301,7 +258,7 @@ static int transfer_cmd(enum verb v, int argc, char **argv)
         rc = ccr_download(t.store, t.ds, key, pos[1], &o, &r, &e);
     else
         rc = ccr_verify(t.store, t.ds, key, &o, &r, &e);
-    progress_clear(&pc);
+    tool_progress_clear(&pc);
 
     for (uint64_t i = 0; i < r.errors; i++)
         if (r.failed[i].err.code != -ECANCELED)
