@@ -862,6 +862,7 @@ static int run_workers(struct tx_run *r)
         ready++;
     }
     r->threads = ready;
+    r->res->threads = ready;
     rc = ready ? sched_run(&r->sched, ws, sizeof(*ws), ready) : -ENOMEM;
 
     for (unsigned i = 0; i < nthreads; i++) {

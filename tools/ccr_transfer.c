@@ -36,8 +36,8 @@ static const char upload_help[] =
     "      --json             print one JSON summary line on stdout:\n"
     "                         {\"command\":\"datastore "
     "upload\",\"datastore\":...,\"files\":N,\"resumed\":N,\n"
-    "                          \"skipped\":N,\"bytes_in\":N,\"bytes_out\":N,\"seconds\":F,\"errors\":N,\n"
-    "                          \"failed\":[{\"path\":...,\"error\":...}]}\n"
+    "                          \"skipped\":N,\"bytes_in\":N,\"bytes_out\":N,\"seconds\":F,\"threads\":N,\n"
+    "                          \"errors\":N,\"failed\":[{\"path\":...,\"error\":...}]}\n"
     "  -c, --config FILE      the config file\n"
     "  -h, --help             show this help\n"
     "\n"
@@ -134,9 +134,9 @@ static void print_json(const char *cmd, const char *ds, const struct ccr_transfe
     printf("{\"command\":\"%s\",\"datastore\":", cmd);
     tool_json_str(stdout, ds);
     printf(",\"files\":%llu,\"resumed\":%llu,\"skipped\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,"
-           "\"seconds\":%.6f,\"errors\":%llu,\"failed\":[",
+           "\"seconds\":%.6f,\"threads\":%u,\"errors\":%llu,\"failed\":[",
            (unsigned long long)r->files, (unsigned long long)r->resumed, (unsigned long long)r->skipped,
-           (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, r->seconds,
+           (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, r->seconds, r->threads,
            (unsigned long long)(r->errors + (extra ? 1 : 0)));
     for (uint64_t i = 0; i < r->errors; i++) {
         printf(i ? ",{\"path\":" : "{\"path\":");

@@ -73,6 +73,7 @@ struct ccr_transfer_result {
     uint64_t bytes_in;  /* bytes read (plaintext for publish, stored bytes for download/verify) */
     uint64_t bytes_out; /* bytes written (stored bytes for publish, plaintext for download; 0 verify) */
     double seconds;
+    unsigned threads; /* worker threads that ran: never more than the transfer units or the budget allows */
     struct ccr_codec_failure *failed; /* path = source file (publish) or blob name; owned */
 };
 
