@@ -105,11 +105,11 @@ Test(blob_fault, delay_slows_the_call)
     cr_expect_eq(memcmp(buf, "abc", 3), 0);
     double t1 = now_s();
     cr_expect_geq(t1 - t0, 0.039, "get took %.3f s", t1 - t0);
+    /* Only lower bounds: a sleep guarantees them, while an upper bound would fail whenever the machine
+     * stalls. Which call a rule hits is checked without a clock by the fail=...:N tests. */
     struct ccr_blob_props p;
-    t0 = now_s();
     cr_expect_eq(ccr_store_props(s, "a", &p, &e), 0);
     t1 = now_s();
-    cr_expect_lt(t1 - t0, 0.15, "first props was delayed");
     cr_expect_eq(ccr_store_props(s, "a", &p, &e), 0);
     cr_expect_geq(now_s() - t1, 0.199, "second props was not delayed");
     ccr_store_close(s);
