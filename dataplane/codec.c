@@ -6,7 +6,6 @@
  * small files are in flight at once. The listing costs memory proportional to the number of files (a
  * path pair each), never to their size.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -54,14 +53,14 @@ static char *path_join(const char *root, const char *rel)
 /* listing the source tree                                                                                */
 /* ----------------------------------------------------------------------------------------------------- */
 
+/* What walking the source collects: the files to process and the directories to recreate. */
 struct walk {
-    const char *src_root, *dst_root;
+    const char *dst_root;
     struct pl_file *files;
     size_t n_files, cap_files;
     char **dirs; /* relative paths of subdirectories, parents before children */
     size_t n_dirs, cap_dirs;
     struct ccr_codec_result *res;
-    const atomic_int *cancel;
 };
 
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
@@ -84,106 +83,42 @@ static int record_failure(struct ccr_codec_result *res, const char *path, int co
     return pl_result_add_failure(res, path, -1, &e);
 }
 
-/* `.NAME.ccr-tmp-XXXXXX`: what an interrupted (killed) run can leave behind. */
-static bool is_leftover_temp(const char *name)
+static int walk_failure(void *arg, const char *path, int code, const char *what)
 {
-    size_t n = strlen(name);
-    static const char mark[] = ".ccr-tmp-";
-    size_t m = sizeof(mark) - 1;
-    return name[0] == '.' && n > 1 + m + 6 && memcmp(name + n - 6 - m, mark, m) == 0;
+    struct walk *w = arg;
+    return record_failure(w->res, path, code, what);
 }
 
-static int cmp_names(const void *a, const void *b)
+static void walk_skipped(void *arg)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    struct walk *w = arg;
+    w->res->skipped++;
 }
 
-static int walk_dir(struct walk *w, const char *rel)
+/* Directories are recreated in the destination, regular files processed. */
+static int walk_entry(void *arg, enum pl_walk_kind kind, const char *rel, const char *full,
+                      const struct stat *st, bool nofollow)
 {
-    int rc = 0;
-    char *full = path_join(w->src_root, rel);
-    if (!full)
+    struct walk *w = arg;
+    if (kind == PL_WALK_DIR) {
+        if (grow((void **)&w->dirs, &w->cap_dirs, w->n_dirs, sizeof(*w->dirs)))
+            return -ENOMEM;
+        if (!(w->dirs[w->n_dirs] = strdup(rel)))
+            return -ENOMEM;
+        w->n_dirs++;
+        return 0;
+    }
+    if (grow((void **)&w->files, &w->cap_files, w->n_files, sizeof(*w->files)))
         return -ENOMEM;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    DIR *d = opendir(full);
-    if (!d) {
-        rc = record_failure(w->res, full, -errno, "cannot read directory");
-        goto out;
+    char *src = strdup(full), *dst = path_join(w->dst_root, rel);
+    if (!src || !dst) {
+        ccr_free(src);
+        ccr_free(dst);
+        return -ENOMEM;
     }
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (grow((void **)&names, &cap, n, sizeof(*names)) || !(names[n] = strdup(de->d_name))) {
-            rc = -ENOMEM;
-            break;
-        }
-        n++;
-        errno = 0;
-    }
-    if (rc == 0 && errno != 0)
-        rc = record_failure(w->res, full, -errno, "cannot read directory");
-    closedir(d);
-    if (rc)
-        goto out;
-    if (n > 1)
-        qsort(names, n, sizeof(*names), cmp_names);
-
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (w->cancel && atomic_load(w->cancel)) {
-            rc = -ECANCELED;
-            break;
-        }
-        char *crel = rel[0] ? ccr_malloc(strlen(rel) + 1 + strlen(names[i]) + 1) : strdup(names[i]);
-        if (!crel) {
-            rc = -ENOMEM;
-            break;
-        }
-        if (rel[0])
-            strcat(strcat(strcpy(crel, rel), "/"), names[i]);
-        char *cfull = path_join(w->src_root, crel);
-        struct stat st;
-        if (!cfull) {
-            rc = -ENOMEM;
-        } else if (lstat(cfull, &st) != 0) {
-            rc = record_failure(w->res, cfull, -errno, "cannot stat");
-        } else if (S_ISDIR(st.st_mode)) {
-            rc = grow((void **)&w->dirs, &w->cap_dirs, w->n_dirs, sizeof(*w->dirs));
-            if (rc == 0) {
-                w->dirs[w->n_dirs++] = crel;
-                crel = NULL;
-                rc = walk_dir(w, w->dirs[w->n_dirs - 1]);
-            }
-        } else if (S_ISREG(st.st_mode) && is_leftover_temp(names[i])) {
-            w->res->skipped++;
-            ccr_log(CCR_LOG_WARN, "%s: skipped: a temporary file left by an interrupted run (delete it)",
-                    cfull);
-        } else if (S_ISREG(st.st_mode)) {
-            rc = grow((void **)&w->files, &w->cap_files, w->n_files, sizeof(*w->files));
-            char *dst = rc == 0 ? path_join(w->dst_root, crel) : NULL;
-            if (!dst) {
-                rc = -ENOMEM;
-            } else {
-                w->files[w->n_files++] = (struct pl_file){
-                    .src = cfull, .dst = dst, .size = (uint64_t)st.st_size, .nofollow = true};
-                cfull = NULL;
-            }
-        } else {
-            w->res->skipped++;
-            ccr_log(CCR_LOG_WARN, "%s: skipped: %s (only regular files and directories are processed)", cfull,
-                    S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file");
-        }
-        ccr_free(cfull);
-        ccr_free(crel);
-    }
-out:
-    for (size_t i = 0; i < n; i++)
-        ccr_free(names[i]);
-    ccr_free(names);
-    ccr_free(full);
-    return rc;
+    w->files[w->n_files++] =
+        (struct pl_file){.src = src, .dst = dst, .size = (uint64_t)st->st_size, .nofollow = nofollow};
+    return 0;
 }
 
 static void walk_fini(struct walk *w)
@@ -320,8 +255,17 @@ static int run_tree(struct pl_params *pp, const char *src, const char *dst, stru
     if (inside(src, dst))
         return ccr_err_set(err, -EINVAL, dst, -1, "the destination lies inside the source directory");
 
-    struct walk w = {.src_root = src, .dst_root = dst, .res = res, .cancel = pp->cancel};
-    int rc = walk_dir(&w, "");
+    struct walk w = {.dst_root = dst, .res = res};
+    const struct pl_walk walker = {
+        .root = src,
+        .skip_note = "only regular files and directories are processed",
+        .cancel = pp->cancel,
+        .entry = walk_entry,
+        .failure = walk_failure,
+        .skipped = walk_skipped,
+        .arg = &w,
+    };
+    int rc = pl_walk_run(&walker);
     if (rc) {
         ccr_err_set(err, rc, src, -1, rc == -ECANCELED ? "cancelled" : "cannot list: %s", pl_strerror(rc));
         goto out;

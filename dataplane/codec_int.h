@@ -6,6 +6,8 @@
 #define CCR_CODEC_INT_H
 
 #include <stdbool.h>
+#include <sys/stat.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -69,6 +71,32 @@ int pl_pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off);
 
 /* fileio.c: creates `.NAME.ccr-tmp-XXXXXX` (O_EXCL, 0600) beside dst; *out_path owned by the caller. */
 int pl_temp_create(const char *dst, char **out_path, int *out_fd, struct ccr_err *err);
+
+/* walk.c: the source-tree walk shared by tree encrypt/decrypt and publish (see walk.c). */
+enum pl_walk_kind {
+    PL_WALK_DIR,  /* a directory, reported before its contents */
+    PL_WALK_FILE, /* a regular file (or, when following links, a link to one: nofollow false) */
+};
+struct pl_walk {
+    const char *root;         /* the tree's root directory */
+    bool follow_links;        /* report links to regular files as files */
+    const char *skip_note;    /* why links and special files are skipped, for the warning */
+    const atomic_int *cancel; /* may be NULL: polled per entry, -ECANCELED */
+    /* An entry (rel: '/'-separated path below root; st: of the file itself, the link's target when
+     * followed). Strings are borrowed for the call. Return 0 to go on, negative to stop the walk. */
+    int (*entry)(void *arg, enum pl_walk_kind kind, const char *rel, const char *full, const struct stat *st,
+                 bool nofollow);
+    /* A directory or entry that could not be read (code: -errno; what: "cannot stat", ...): record it and
+     * return 0 to go on, or negative to stop. */
+    int (*failure)(void *arg, const char *path, int code, const char *what);
+    void (*skipped)(void *arg); /* a skipped entry (already logged); may be NULL */
+    void *arg;
+};
+int pl_walk_run(const struct pl_walk *w);
+
+/* walk.c: `.NAME.ccr-tmp-XXXXXX`, what an interrupted run can leave; *out_len (may be NULL) = strlen(NAME).
+ */
+bool pl_is_leftover_temp(const char *name, size_t *out_len);
 
 /* codec.c: the failure that decides a run's return value: the first -EBADMSG, else the first. */
 int pl_worst_failure(const struct ccr_codec_failure *failed, uint64_t n, struct ccr_err *err);

@@ -174,19 +174,6 @@ static void hexid(const uint8_t *b, char *out)
 }
 
 /* `.NAME.ccr-tmp-XXXXXX`: what an interrupted run leaves; *out_len receives NAME's length. */
-static bool is_leftover_temp(const char *name, size_t *out_len)
-{
-    size_t n = strlen(name);
-    static const char mark[] = ".ccr-tmp-";
-    size_t m = sizeof(mark) - 1;
-    if (name[0] == '.' && n > 1 + m + 6 && memcmp(name + n - 6 - m, mark, m) == 0) {
-        if (out_len)
-            *out_len = n - 1 - m - 6;
-        return true;
-    }
-    return false;
-}
-
 static void sync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1113,20 +1100,14 @@ static int list_all(struct ccr_store *store, const char *prefix, struct tx_file 
 /* publish                                                                                                */
 /* ----------------------------------------------------------------------------------------------------- */
 
+/* What walking the source collects: this shard's files, with their blob names. */
 struct walk {
-    const char *root, *prefix;
-    bool follow;
+    const char *prefix;
     unsigned shard_index, shard_count;
     struct tx_file *files;
     size_t n, cap;
     struct ccr_transfer_result *res;
-    const atomic_int *cancel;
 };
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 static char *join(const char *a, const char *sep, const char *b)
 {
@@ -1168,84 +1149,25 @@ static int walk_add(struct walk *w, const char *rel, char *full, uint64_t size, 
     return 0;
 }
 
-static int walk_dir(struct walk *w, const char *rel)
+static int walk_entry(void *arg, enum pl_walk_kind kind, const char *rel, const char *full,
+                      const struct stat *st, bool nofollow)
 {
-    int rc = 0;
-    char *full = rel[0] ? join(w->root, "/", rel) : strdup(w->root);
-    if (!full)
-        return -ENOMEM;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    DIR *d = opendir(full);
-    if (!d) {
-        rc = record_failure(w->res, full, -errno, "%scannot read directory: %s", "");
-        goto out;
-    }
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (grow((void **)&names, &cap, n, sizeof(*names)) || !(names[n] = strdup(de->d_name))) {
-            rc = -ENOMEM;
-            break;
-        }
-        n++;
-        errno = 0;
-    }
-    if (rc == 0 && errno != 0)
-        rc = record_failure(w->res, full, -errno, "%scannot read directory: %s", "");
-    closedir(d);
-    if (rc)
-        goto out;
-    if (n > 1)
-        qsort(names, n, sizeof(*names), cmp_names);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (w->cancel && atomic_load(w->cancel)) {
-            rc = -ECANCELED;
-            break;
-        }
-        char *crel = rel[0] ? join(rel, "/", names[i]) : strdup(names[i]);
-        char *cfull = crel ? join(w->root, "/", crel) : NULL;
-        struct stat st;
-        if (!cfull) {
-            rc = -ENOMEM;
-        } else if (lstat(cfull, &st) != 0) {
-            rc = record_failure(w->res, cfull, -errno, "%scannot stat: %s", "");
-        } else if (S_ISDIR(st.st_mode)) {
-            rc = walk_dir(w, crel);
-        } else if (S_ISREG(st.st_mode) && is_leftover_temp(names[i], NULL)) {
-            w->res->skipped++;
-            ccr_log(CCR_LOG_WARN, "%s: skipped: a temporary file left by an interrupted run (delete it)",
-                    cfull);
-        } else if (S_ISREG(st.st_mode)) {
-            rc = walk_add(w, crel, cfull, (uint64_t)st.st_size, true);
-            cfull = NULL;
-        } else if (S_ISLNK(st.st_mode) && w->follow) {
-            struct stat tst;
-            if (stat(cfull, &tst) == 0 && S_ISREG(tst.st_mode)) {
-                rc = walk_add(w, crel, cfull, (uint64_t)tst.st_size, false);
-                cfull = NULL;
-            } else {
-                w->res->skipped++;
-                ccr_log(CCR_LOG_WARN, "%s: skipped: a symbolic link to %s", cfull,
-                        errno == ENOENT ? "nothing (dangling)" : "something other than a regular file");
-            }
-        } else {
-            w->res->skipped++;
-            ccr_log(CCR_LOG_WARN, "%s: skipped: %s (only regular files are published%s)", cfull,
-                    S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file",
-                    S_ISLNK(st.st_mode) ? "; --follow-symlinks follows links to files" : "");
-        }
-        ccr_free(cfull);
-        ccr_free(crel);
-    }
-out:
-    for (size_t i = 0; i < n; i++)
-        ccr_free(names[i]);
-    ccr_free(names);
-    ccr_free(full);
-    return rc;
+    if (kind == PL_WALK_DIR)
+        return 0; /* blob names carry the directories */
+    char *copy = strdup(full);
+    return copy ? walk_add(arg, rel, copy, (uint64_t)st->st_size, nofollow) : -ENOMEM;
+}
+
+static int walk_failure(void *arg, const char *path, int code, const char *what)
+{
+    struct walk *w = arg;
+    return record_failure(w->res, path, code, "%s: %s", what);
+}
+
+static void walk_skipped(void *arg)
+{
+    struct walk *w = arg;
+    w->res->skipped++;
 }
 
 int ccr_publish(struct ccr_store *store, const struct ccr_datastore *ds, const struct ccr_key *key,
@@ -1266,12 +1188,7 @@ int ccr_publish(struct ccr_store *store, const struct ccr_datastore *ds, const s
     if (rc)
         return rc;
     char *prefix = NULL;
-    struct walk w = {.root = src,
-                     .follow = opts->follow_symlinks,
-                     .shard_index = opts->shard_index,
-                     .shard_count = opts->shard_count,
-                     .res = result,
-                     .cancel = opts->cancel};
+    struct walk w = {.shard_index = opts->shard_index, .shard_count = opts->shard_count, .res = result};
     struct tx_map listing;
     tx_map_init(&listing);
     rc = norm_prefix(opts->prefix, &prefix, err);
@@ -1299,7 +1216,17 @@ int ccr_publish(struct ccr_store *store, const struct ccr_datastore *ds, const s
         rc = full ? walk_add(&w, base, full, (uint64_t)st.st_size, false) : -ENOMEM;
         free(copy);
     } else if (S_ISDIR(st.st_mode)) {
-        rc = walk_dir(&w, "");
+        const struct pl_walk walker = {
+            .root = src,
+            .follow_links = opts->follow_symlinks,
+            .skip_note = "only regular files are published; --follow-symlinks follows links to files",
+            .cancel = opts->cancel,
+            .entry = walk_entry,
+            .failure = walk_failure,
+            .skipped = walk_skipped,
+            .arg = &w,
+        };
+        rc = pl_walk_run(&walker);
     } else {
         rc = ccr_err_set(err, -EINVAL, src, -1, "not a regular file or a directory");
         goto out;
@@ -1420,7 +1347,7 @@ static void remove_leftovers(const char *root, const char *rel, const struct tx_
         size_t nlen = 0;
         if (de->d_type == DT_DIR) {
             remove_leftovers(root, crel, files, n, plen, depth + 1);
-        } else if (is_leftover_temp(de->d_name, &nlen)) {
+        } else if (pl_is_leftover_temp(de->d_name, &nlen)) {
             /* the blob it was for: rel/NAME (NAME possibly cut at 200 bytes by temp_create) */
             size_t rl = rel[0] ? strlen(rel) + 1 : 0;
             bool ours = false;
