@@ -217,6 +217,26 @@ static int cmd_version(int argc, char **argv)
     return EXIT_OK;
 }
 
+void tool_json_failures(const struct ccr_codec_failure *failed, uint64_t n, const struct ccr_err *top, int rc)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        printf(i ? ",{\"path\":" : "{\"path\":");
+        tool_json_str(stdout, failed[i].path);
+        printf(",\"error\":");
+        tool_json_str(stdout, failed[i].err.msg[0] ? failed[i].err.msg : strerror(-failed[i].err.code));
+        printf("}");
+    }
+    if (top) {
+        printf(n ? ",{\"path\":" : "{\"path\":");
+        tool_json_str(stdout, top->where);
+        printf(",\"error\":");
+        tool_json_str(stdout, top->msg[0] ? top->msg : strerror(rc < 0 ? -rc : EIO));
+        printf("}");
+    }
+    printf("]}\n");
+    fflush(stdout);
+}
+
 /* ----------------------------------------------------------------------------------------------------- */
 /* progress line and library messages                                                                     */
 /* ----------------------------------------------------------------------------------------------------- */

@@ -224,23 +224,7 @@ static void print_json_summary(const char *cmd, enum ccr_mode mode, const struct
            "\"seconds\":%.6f,\"errors\":%llu,\"failed\":[",
            cmd, ccr_mode_name(mode), (unsigned long long)r->files, (unsigned long long)r->bytes_in,
            (unsigned long long)r->bytes_out, r->seconds, (unsigned long long)(r->errors + (extra ? 1 : 0)));
-    for (uint64_t i = 0; i < r->errors; i++) {
-        printf(i ? ",{\"path\":" : "{\"path\":");
-        tool_json_str(stdout, r->failed[i].path);
-        printf(",\"error\":");
-        tool_json_str(stdout,
-                      r->failed[i].err.msg[0] ? r->failed[i].err.msg : strerror(-r->failed[i].err.code));
-        printf("}");
-    }
-    if (extra) {
-        printf("{\"path\":");
-        tool_json_str(stdout, top->where);
-        printf(",\"error\":");
-        tool_json_str(stdout, top->msg[0] ? top->msg : strerror(rc < 0 ? -rc : EIO));
-        printf("}");
-    }
-    printf("]}\n");
-    fflush(stdout);
+    tool_json_failures(r->failed, r->errors, extra ? top : NULL, rc);
 }
 
 static int codec_cmd(enum ccr_codec_op op, int argc, char **argv)

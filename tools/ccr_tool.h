@@ -73,6 +73,13 @@ void tool_progress_clear(struct tool_progress *pc);
 /* A ccr_log_cb printing "ccr CMD: [warning: ]MSG" on stderr; cb_arg is the command name. */
 void tool_log_sink(void *arg, enum ccr_log_level level, const char *msg);
 
+/*
+ * Ends a --json summary: the entries of its "failed" array (path and error of each failed file, then `top`,
+ * a failure before any file, when non-NULL: rc is its code), the closing "]}" and a newline; flushes.
+ */
+void tool_json_failures(const struct ccr_codec_failure *failed, uint64_t n, const struct ccr_err *top,
+                        int rc);
+
 /* Writes "1.5 GiB" style text for n bytes into buf. */
 const char *tool_human_bytes(uint64_t n, char *buf, size_t len);
 

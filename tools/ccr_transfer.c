@@ -138,23 +138,7 @@ static void print_json(const char *cmd, const char *ds, const struct ccr_transfe
            (unsigned long long)r->files, (unsigned long long)r->resumed, (unsigned long long)r->skipped,
            (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, r->seconds, r->threads,
            (unsigned long long)(r->errors + (extra ? 1 : 0)));
-    for (uint64_t i = 0; i < r->errors; i++) {
-        printf(i ? ",{\"path\":" : "{\"path\":");
-        tool_json_str(stdout, r->failed[i].path);
-        printf(",\"error\":");
-        tool_json_str(stdout,
-                      r->failed[i].err.msg[0] ? r->failed[i].err.msg : strerror(-r->failed[i].err.code));
-        printf("}");
-    }
-    if (extra) {
-        printf("{\"path\":");
-        tool_json_str(stdout, top->where);
-        printf(",\"error\":");
-        tool_json_str(stdout, top->msg[0] ? top->msg : strerror(rc < 0 ? -rc : EIO));
-        printf("}");
-    }
-    printf("]}\n");
-    fflush(stdout);
+    tool_json_failures(r->failed, r->errors, extra ? top : NULL, rc);
 }
 
 static int transfer_cmd(enum verb v, int argc, char **argv)
