@@ -22,7 +22,7 @@
 
 /* One entry per operation of ccr/blob.h; the same contracts, names already checked. */
 struct ccr_store_ops {
-    const char *scheme;                   /* "file", "fault", later "https" */
+    const char *scheme;                   /* "file", "fault", "https" */
     void (*destroy)(struct ccr_store *s); /* frees the backend state and s itself */
     int (*create_container)(struct ccr_store *s, bool *out_created, struct ccr_err *err);
     /* offset: the block's byte offset in the committed blob, or CCR_BLOCK_OFFSET_UNKNOWN (a hint). */
@@ -39,6 +39,8 @@ struct ccr_store_ops {
     /* prefix and delimiter are never NULL here ("" for none); marker may be NULL; max_results > 0. */
     int (*list)(struct ccr_store *s, const char *prefix, const char *delimiter, const char *marker,
                 size_t max_results, struct ccr_blob_page *out, struct ccr_err *err);
+    /* ccr_store_parallelism; NULL means 0 (CPU-bound). */
+    unsigned (*parallelism)(const struct ccr_store *s);
 };
 
 /* The common head of every store; backends allocate it (alone or inside a larger struct). */
@@ -52,6 +54,10 @@ struct ccr_store {
 
 /* local.c: opens the local store rooted at the absolute, normalized directory path `root`. */
 int ccr_local_open(const char *root, struct ccr_store **out, struct ccr_err *err);
+
+/* azure.c: opens an Azure Blob store (URL forms and credentials: ccr/blob.h); opts may be NULL. */
+int ccr_azure_open(const char *url, const struct ccr_store_opts *opts, struct ccr_store **out,
+                   struct ccr_err *err);
 
 /*
  * fault.c: wraps inner according to spec (see fault.c). On success *out owns inner; on failure inner is

@@ -227,6 +227,12 @@ static void f_destroy(struct ccr_store *s)
     ccr_free(f);
 }
 
+static unsigned f_parallelism(const struct ccr_store *s)
+{
+    const struct fault *f = s->impl;
+    return f->inner->ops->parallelism ? f->inner->ops->parallelism(f->inner) : 0;
+}
+
 static const struct ccr_store_ops fault_ops = {
     .scheme = "fault",
     .destroy = f_destroy,
@@ -236,6 +242,7 @@ static const struct ccr_store_ops fault_ops = {
     .put_blob = f_put_blob,
     .get = f_get,
     .props = f_props,
+    .parallelism = f_parallelism,
     .del = f_delete,
     .list = f_list,
 };

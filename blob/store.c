@@ -6,6 +6,7 @@
  *   file:///abs/path          the local store rooted at /abs/path (taken verbatim: no %-decoding)
  *   /abs/path, rel/path, .    a plain path: the local store; relative paths are made absolute against the
  *                             current directory and normalized lexically (".", ".." and "//" removed)
+ *   http://, https://, az://  Azure Blob (azure.c)
  * Anything of the form scheme://... with another scheme is -EPROTONOSUPPORT.
  *
  * When the environment variable CCR_STORE_FAULTS is set (tests only), the opened store is wrapped by the
@@ -154,13 +155,50 @@ static size_t url_scheme_len(const char *url)
     return 0;
 }
 
+/* Wraps s in the fault injector when CCR_STORE_FAULTS is set (tests only). */
+static int maybe_fault(struct ccr_store **s, struct ccr_err *err)
+{
+    const char *faults = getenv("CCR_STORE_FAULTS");
+    if (!faults || !faults[0])
+        return 0;
+    struct ccr_store *w = NULL;
+    int rc = ccr_fault_wrap(*s, faults, &w, err);
+    if (rc < 0) {
+        (*s)->ops->destroy(*s);
+        return rc;
+    }
+    *s = w;
+    return 0;
+}
+
 int ccr_store_open(const char *url, struct ccr_store **out, struct ccr_err *err)
+{
+    return ccr_store_open_opts(url, NULL, out, err);
+}
+
+unsigned ccr_store_parallelism(const struct ccr_store *s)
+{
+    return s && s->ops->parallelism ? s->ops->parallelism(s) : 0;
+}
+
+int ccr_store_open_opts(const char *url, const struct ccr_store_opts *opts, struct ccr_store **out,
+                        struct ccr_err *err)
 {
     if (!url || !url[0] || !out)
         return ccr_err_set(err, -EINVAL, url ? url : "", -1, "no store URL given");
     size_t sl = url_scheme_len(url);
     const char *path = url;
     if (sl > 0) {
+        if ((sl == 4 && strncasecmp(url, "http", 4) == 0) || (sl == 5 && strncasecmp(url, "https", 5) == 0) ||
+            (sl == 2 && strncasecmp(url, "az", 2) == 0)) {
+            struct ccr_store *s = NULL;
+            int rc = ccr_azure_open(url, opts, &s, err);
+            if (rc == 0)
+                rc = maybe_fault(&s, err);
+            if (rc == 0)
+                *out = s;
+            return rc;
+        }
         if (sl == 4 && strncasecmp(url, "file", 4) == 0) {
             path = url + 7;
             if (strncmp(path, "localhost/", 10) == 0)
@@ -170,8 +208,8 @@ int ccr_store_open(const char *url, struct ccr_store **out, struct ccr_err *err)
                                    "a file:// URL needs an absolute path (file:///abs/path)");
         } else {
             return ccr_err_set(err, -EPROTONOSUPPORT, url, -1,
-                               "unsupported URL scheme '%.*s': this build supports file:// and plain paths; "
-                               "Azure Blob URLs come with the Azure backend",
+                               "unsupported URL scheme '%.*s': use https:// or http:// (Azure Blob), az:// "
+                               "(Azure, from $AZURE_STORAGE_CONNECTION_STRING), file:// or a plain path",
                                (int)sl, url);
         }
     }
@@ -185,17 +223,9 @@ int ccr_store_open(const char *url, struct ccr_store **out, struct ccr_err *err)
     ccr_free(root);
     if (rc < 0)
         return rc;
-
-    const char *faults = getenv("CCR_STORE_FAULTS");
-    if (faults && faults[0]) {
-        struct ccr_store *w = NULL;
-        rc = ccr_fault_wrap(s, faults, &w, err);
-        if (rc < 0) {
-            s->ops->destroy(s);
-            return rc;
-        }
-        s = w;
-    }
+    rc = maybe_fault(&s, err);
+    if (rc < 0)
+        return rc;
     *out = s;
     return 0;
 }

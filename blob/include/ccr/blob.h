@@ -1,5 +1,5 @@
 /*
- * ccr/blob.h - object stores behind one interface: the embedded local store now, Azure Blob next.
+ * ccr/blob.h - object stores behind one interface: the embedded local store and Azure Blob.
  *
  * A struct ccr_store is one container (Azure) or one directory (local store). Its operations mirror the
  * Azure Blob REST operations the data plane needs: create container, put block, commit block list, put
@@ -20,8 +20,9 @@
  * -EEXIST; -EACCES; -ESTALE ETag condition failed; -ENOSPC; -EINVAL bad name or argument;
  * -EPROTONOSUPPORT a URL scheme this build does not know; -EAGAIN throttled after retries; -ETIMEDOUT.
  *
- * These calls block the calling thread. The engine calls them from its worker threads; an asynchronous
- * submission interface for HTTP backends (many requests in flight per thread) is added beside them.
+ * These calls block the calling thread. The engine calls them from its worker threads; an HTTP backend
+ * runs the requests on its own lanes (threads owning a curl multi), so many callers share few
+ * connections and retries happen inside the call.
  */
 #ifndef CCR_BLOB_H
 #define CCR_BLOB_H
@@ -47,10 +48,42 @@ struct ccr_blob_props {
 /*
  * Opens a store by URL, without creating anything:
  *   file:///abs/path/to/container   or a plain path (absolute or relative): the local store
- * Other schemes return -EPROTONOSUPPORT (err says which are supported). A prefix is not part of the URL
- * here: callers prepend it to blob names. *out is owned by the caller: ccr_store_close.
+ *   https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX][?SAS]        Azure Blob
+ *   http(s)://HOST:PORT/ACCOUNT/CONTAINER[/PREFIX][?SAS]                   Azure-compatible (emulator)
+ *   az://CONTAINER[/PREFIX]        Azure, endpoint and account from $AZURE_STORAGE_CONNECTION_STRING
+ * Other schemes return -EPROTONOSUPPORT (err says which are supported). An Azure URL may carry a blob-name
+ * prefix after the container: every name the store is given is then relative to it (and listings strip
+ * it). Azure credentials come from the environment, first match wins: a SAS in the URL,
+ * AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_KEY (base64 account key), a bearer token (AZURE_STORAGE_TOKEN,
+ * AZURE_STORAGE_TOKEN_FILE or AZURE_STORAGE_IDENTITY_ENDPOINT), the connection string's key or SAS when its
+ * account is the URL's, else anonymous. *out is owned by the caller: ccr_store_close.
  */
 CCR_API CCR_WUR int ccr_store_open(const char *url, struct ccr_store **out, struct ccr_err *err);
+
+struct ccr_key;
+
+/* One line per HTTP request (method, redacted URL, status, time, bytes, request id); never a secret. */
+typedef void (*ccr_store_trace_cb)(void *cb_arg, const char *line);
+
+/* Options of ccr_store_open_opts; zero-initialise, then set what differs from the defaults. */
+struct ccr_store_opts {
+    const char *ca_file;       /* HTTPS: trust this PEM bundle instead of the system store; NULL: system */
+    unsigned connections;      /* HTTP: connections (requests in flight) at most; 0: 32 */
+    const struct ccr_key *cpk; /* Azure: customer-provided key (server-side encryption, HTTPS only); NULL */
+    ccr_store_trace_cb trace;  /* may be NULL; called from the store's own threads */
+    void *trace_arg;
+};
+
+/* As ccr_store_open, with options (NULL: defaults). opts and the strings and key it points to are copied. */
+CCR_API CCR_WUR int ccr_store_open_opts(const char *url, const struct ccr_store_opts *opts,
+                                        struct ccr_store **out, struct ccr_err *err);
+
+/*
+ * How many calls the store wants in flight to run at full speed: 0 for a store whose calls cost CPU and
+ * local I/O only (the local store: use one caller per core), else the number of requests a remote store
+ * keeps in flight (its connections).
+ */
+CCR_API unsigned ccr_store_parallelism(const struct ccr_store *s);
 CCR_API void ccr_store_close(struct ccr_store *s); /* accepts NULL */
 
 /* The store's canonical URL (e.g. file:///abs/path), owned by s. */
