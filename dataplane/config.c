@@ -96,7 +96,13 @@ static void ds_fini(struct ccr_datastore *d)
 
 static bool mode_allowed(enum ccr_mode m)
 {
-    return m == CCR_MODE_CCR1 || m == CCR_MODE_CSE || m == CCR_MODE_NONE;
+    return m == CCR_MODE_CCR1 || m == CCR_MODE_CSE || m == CCR_MODE_NONE || m == CCR_MODE_CPK;
+}
+
+/* Modes whose blobs hold the plaintext as it is (cpk: the server encrypts it): no region size. */
+static bool mode_plain(enum ccr_mode m)
+{
+    return m == CCR_MODE_NONE || m == CCR_MODE_CPK;
 }
 
 /* ----------------------------------------------------------------------------------------------------- */
@@ -240,14 +246,14 @@ static int ds_normalise(const struct ccr_config *cfg, const struct ccr_datastore
         return ccr_err_set(err, -EINVAL, cfg->path, -1, "datastore '%s': missing url", ds->name);
     if (!mode_allowed(ds->mode))
         return ccr_err_set(err, -EINVAL, cfg->path, -1,
-                           "datastore '%s': unknown mode '%s' (use ccr1, cleanroom-cse or none)", ds->name,
-                           ccr_mode_name(ds->mode));
+                           "datastore '%s': unknown mode '%s' (use ccr1, cleanroom-cse, none or cpk)",
+                           ds->name, ccr_mode_name(ds->mode));
     uint64_t region = ds->region_size;
-    if (ds->mode == CCR_MODE_NONE) {
+    if (mode_plain(ds->mode)) {
         if (region != 0)
             return ccr_err_set(err, -EINVAL, cfg->path, -1,
-                               "datastore '%s': bad region size %llu (mode none has no region size)",
-                               ds->name, (unsigned long long)region);
+                               "datastore '%s': bad region size %llu (mode %s has no region size)", ds->name,
+                               (unsigned long long)region, ccr_mode_name(ds->mode));
     } else {
         char why[160];
         if (ccr_region_size_check(ds->mode, region, why, sizeof(why)) != 0)
@@ -379,7 +385,7 @@ static int load_one(struct ccr_config *cfg, json_t *o, size_t idx, struct ccr_da
     d.url = (char *)vals[0];
     if (ccr_mode_parse(vals[1], &d.mode) != 0 || !mode_allowed(d.mode))
         return ccr_err_set(err, -EINVAL, cfg->path, -1,
-                           "%s: unknown mode '%s' (use ccr1, cleanroom-cse or none)", label, vals[1]);
+                           "%s: unknown mode '%s' (use ccr1, cleanroom-cse, none or cpk)", label, vals[1]);
     json_t *rs = json_object_get(o, "region_size");
     if (rs && !json_is_null(rs)) {
         if (!json_is_integer(rs) || json_integer_value(rs) < 0)

@@ -16,8 +16,9 @@
 #include "codec_int.h"
 #include "transfer_int.h"
 
-#define SYNC_LINES 64
-#define SYNC_SECS  1.0
+#define SYNC_LINES  64
+#define SYNC_SECS   1.0
+#define COMPACT_MIN 1000 /* lines; below this a journal is never rewritten */
 
 /* ----------------------------------------------------------------------------------------------------- */
 /* string map                                                                                             */
@@ -184,10 +185,11 @@ static bool parse_num(const char **p, const char *end, char sep, int64_t *out, b
 }
 
 /* Loads every complete line; returns the offset just past the last good one. */
-static int journal_load(struct tx_journal *j, const char *buf, size_t len, size_t *out_good)
+static int journal_load(struct tx_journal *j, const char *buf, size_t len, size_t *out_good,
+                        size_t *out_lines)
 {
     const char *p = buf, *end = buf + len;
-    size_t good = 0;
+    size_t good = 0, lines = 0;
     char name[CCR_BLOB_NAME_MAX + 1];
     while (p < end) {
         int64_t size, mtime, elen, nlen;
@@ -215,9 +217,67 @@ static int journal_load(struct tx_journal *j, const char *buf, size_t len, size_
         }
         p = q;
         good = (size_t)(p - buf);
+        lines++;
     }
     *out_good = good;
+    *out_lines = lines;
     return 0;
+}
+
+/* One journal line into line (cap bytes). Returns its length, or -EINVAL if it does not fit. */
+static int format_line(char *line, size_t cap, const char *name, uint64_t size, int64_t mtime_ns,
+                       const char *etag)
+{
+    size_t nl = strlen(name), el = strlen(etag);
+    if (nl > CCR_BLOB_NAME_MAX || el >= CCR_ETAG_MAX)
+        return -EINVAL;
+    int n =
+        snprintf(line, cap, "%" PRIu64 " %" PRId64 " %zu:%s %zu:%s\n", size, mtime_ns, el, etag, nl, name);
+    return n < 0 || (size_t)n >= cap ? -EINVAL : n;
+}
+
+/*
+ * Rewrites the journal with one line per name when superseded lines dominate (every re-run of a changing
+ * tree appends, and nothing else ever shrinks the file): a temporary file beside it, fsync, rename, fsync
+ * of the directory, then the descriptor is reopened. Best effort: on any failure the old journal stays.
+ */
+static void compact(struct tx_journal *j, const char *dir)
+{
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.compact-%ld", j->path, (long)getpid()) < 0)
+        return;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    bool ok = f != NULL;
+    char line[CCR_BLOB_NAME_MAX + CCR_ETAG_MAX + 96];
+    for (size_t i = 0; ok && i < j->map.cap; i++) {
+        if (!j->map.keys[i])
+            continue;
+        const struct tx_entry *e = &j->map.vals[i];
+        int n = format_line(line, sizeof(line), j->map.keys[i], e->size, e->mtime_ns, e->etag);
+        ok = n > 0 && fwrite(line, 1, (size_t)n, f) == (size_t)n;
+    }
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f)
+        ok = fclose(f) == 0 && ok;
+    else if (fd >= 0)
+        close(fd);
+    int nfd = -1;
+    if (ok && rename(tmp, j->path) == 0) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        nfd = open(j->path, O_RDWR | O_APPEND | O_CLOEXEC);
+        if (nfd >= 0) {
+            close(j->fd);
+            j->fd = nfd;
+        }
+    } else {
+        unlink(tmp);
+    }
+    free(tmp);
 }
 
 int tx_journal_open(const char *dir, const char *kind, const char *url, const char *prefix,
@@ -296,8 +356,8 @@ int tx_journal_open(const char *dir, const char *kind, const char *url, const ch
                 break;
             got += (size_t)n;
         }
-        size_t good = 0;
-        rc = journal_load(j, buf, got, &good);
+        size_t good = 0, lines = 0;
+        rc = journal_load(j, buf, got, &good, &lines);
         ccr_free(buf);
         if (rc) {
             ccr_err_set(err, rc, j->path, -1, "out of memory reading the journal");
@@ -308,6 +368,8 @@ int tx_journal_open(const char *dir, const char *kind, const char *url, const ch
             ccr_err_set(err, rc, j->path, -1, "cannot cut the torn end of the journal: %s", pl_strerror(rc));
             goto fail;
         }
+        if (lines > COMPACT_MIN && lines > 2 * j->map.count)
+            compact(j, ddir);
     }
     j->last_sync = pl_now();
     free(ddir);
@@ -340,13 +402,9 @@ int tx_journal_append(struct tx_journal *j, const char *name, uint64_t size, int
     if (!j)
         return 0;
     char line[CCR_BLOB_NAME_MAX + CCR_ETAG_MAX + 96];
-    size_t nl = strlen(name), el = strlen(etag);
-    if (nl > CCR_BLOB_NAME_MAX || el >= CCR_ETAG_MAX)
-        return -EINVAL;
-    int n = snprintf(line, sizeof(line), "%" PRIu64 " %" PRId64 " %zu:%s %zu:%s\n", size, mtime_ns, el, etag,
-                     nl, name);
-    if (n < 0 || (size_t)n >= sizeof(line))
-        return -EINVAL;
+    int n = format_line(line, sizeof(line), name, size, mtime_ns, etag);
+    if (n < 0)
+        return n;
     int rc = 0;
     pthread_mutex_lock(&j->mu);
     size_t off = 0;

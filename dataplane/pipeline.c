@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "codec_int.h"
+#include "fio_int.h"
 #include "sched_int.h"
 
 /*
@@ -73,6 +74,7 @@ struct job {
 struct worker {
     struct pipeline *p;
     struct ccr_aead *aead;
+    struct fio fio; /* its io_uring; the buffer below is its fixed buffer */
     uint8_t *buf;
     size_t cap;
     struct iovec iov[UNIT_IOV];
@@ -550,6 +552,7 @@ static int ensure_buf(struct worker *w, size_t need)
     if (!w->buf)
         return -ENOMEM;
     w->cap = need;
+    fio_register(&w->fio, w->buf, w->cap); /* best effort: unregistered buffers still work */
     return 0;
 }
 
@@ -611,7 +614,7 @@ static int unit_run(struct worker *w, struct job *j, uint64_t u, struct ccr_err 
             w->iov[k].iov_base = buf + (size_t)k * j->stride + poff;
             w->iov[k].iov_len = lens[k];
         }
-        ssize_t got = pl_preadv_full(j->in_fd, w->iov, cnt, plain_off);
+        ssize_t got = fio_readv(&w->fio, j->in_fd, w->iov, cnt, plain_off);
         if (got < 0)
             return ccr_err_set(e, (int)got, j->f->src, (int64_t)plain_off,
                                "read failed at byte offset %llu: %s", (unsigned long long)plain_off,
@@ -686,7 +689,7 @@ static int unit_run(struct worker *w, struct job *j, uint64_t u, struct ccr_err 
                 w->iov[k].iov_base = buf + (size_t)k * j->stride + poff;
                 w->iov[k].iov_len = lens[k];
             }
-            rc = pl_pwritev_full(j->out_fd, w->iov, cnt, plain_off);
+            rc = fio_writev(&w->fio, j->out_fd, w->iov, cnt, plain_off);
             if (rc)
                 return ccr_err_set(e, rc, j->f->dst, (int64_t)plain_off,
                                    "write failed at byte offset %llu: %s", (unsigned long long)plain_off,
@@ -795,12 +798,14 @@ int pl_run(const struct pl_params *pp, struct pl_file *files, size_t n, struct c
         ws[i].p = &p;
         if (ccr_aead_create(&ws[i].aead) != 0)
             break;
+        fio_init(&ws[i].fio, true);
         ready++;
     }
     rc = ready ? sched_run(&p.sched, ws, sizeof(*ws), ready) : -ENOMEM;
 
     for (unsigned i = 0; i < nthreads; i++) {
         ccr_aead_destroy(ws[i].aead);
+        fio_fini(&ws[i].fio);
         ccr_wipe(ws[i].buf, ws[i].cap); /* may hold plaintext */
         ccr_free(ws[i].buf);
     }

@@ -55,9 +55,19 @@ static const char add_help[] =
     "NAME: 1 to 63 characters, letters, digits, '.', '_' or '-', starting with a letter or a digit.\n"
     "\n"
     "Options:\n"
-    "  -u, --url URL          the container: file:///abs/path or a plain path (the local store; recorded\n"
-    "                         as a file:// URL with an absolute path)\n"
-    "  -m, --mode MODE        ccr1 (default), cleanroom-cse, or none (no client-side encryption)\n"
+    "  -u, --url URL          the container:\n"
+    "                           file:///abs/path or a plain path: the embedded local store (recorded as a\n"
+    "                           file:// URL with an absolute path)\n"
+    "                           https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX][?SAS]: Azure Blob\n"
+    "                           http://127.0.0.1:PORT/ACCOUNT/CONTAINER[/PREFIX]: an emulator (Azurite)\n"
+    "                           az://CONTAINER[/PREFIX]: Azure, from $AZURE_STORAGE_CONNECTION_STRING\n"
+    "                         Azure credentials, first found: a SAS in the URL (kept in the 0600 config),\n"
+    "                         $AZURE_STORAGE_SAS_TOKEN, $AZURE_STORAGE_KEY, a bearer token\n"
+    "                         ($AZURE_STORAGE_TOKEN, $AZURE_STORAGE_TOKEN_FILE or a managed-identity\n"
+    "                         endpoint in $AZURE_STORAGE_IDENTITY_ENDPOINT), the connection string\n"
+    "  -m, --mode MODE        ccr1 (default), cleanroom-cse, none (no client-side encryption), or cpk\n"
+    "                         (Azure over https only: the service encrypts with the datastore's key,\n"
+    "                         which is sent with every request and never stored by the service)\n"
     "  -k, --key DEK          an existing key file (32 raw bytes); recorded by its absolute path\n"
     "      --new-key          create a new key file <config dir>/NAME.key (mode 0600); refused if that\n"
     "                         file exists (use --key with it instead)\n"
@@ -65,11 +75,12 @@ static const char add_help[] =
     "  -r, --region-size SIZE ccr1: region size, a power of two from 4K to 16M (default 1M);\n"
     "                         cleanroom-cse: chunk size, 16 bytes to 1G (default 16M); not for mode none\n"
     "  -f, --force            replace an existing datastore of that name in the config\n"
-    "  -c, --config FILE      the config file (default: $CCR_CONFIG, else $XDG_CONFIG_HOME/ccr/config.json)\n"
-    "  -h, --help             show this help\n"
+    "  -c, --config FILE      the config file (default: $CCR_CONFIG, else "
+    "$XDG_CONFIG_HOME/ccr/config.json)\n" TOOL_STORE_HELP "  -h, --help             show this help\n"
     "\n"
     "Examples:\n"
     "  ccr datastore add owner1 --url /srv/store/owner1 --new-key\n"
+    "  ccr datastore add owner1 --url https://acct.blob.core.windows.net/owner1 --new-key\n"
     "  ccr datastore add results --url file:///srv/store/results --key ~/keys/results.bin --region-size 4M\n"
     "  ccr datastore add public --url /srv/store/public --mode none\n"
     "\n"
@@ -120,7 +131,7 @@ static const char remove_help[] =
     "Exit codes: 0 ok; 1 usage error; 2 unknown datastore, or the config cannot be read or written.\n";
 
 static const char ls_help[] =
-    "Usage: ccr datastore ls NAME [--prefix P] [--long] [--json] [--config FILE]\n"
+    "Usage: ccr datastore ls NAME [--prefix P] [--long] [--json] [--config FILE] [--verbose]\n"
     "\n"
     "Lists the blobs of datastore NAME by full name, in byte-wise name order. File names are not\n"
     "encrypted, so no key is needed.\n"
@@ -134,8 +145,7 @@ static const char ls_help[] =
     "                         "
     "{\"blobs\":[{\"name\":...,\"size\":N|null,\"stored_size\":N,\"mtime\":\"...\"}]}\n"
     "                         (size is the plaintext size; null if the blob fits no layout of the mode)\n"
-    "  -c, --config FILE      the config file\n"
-    "  -h, --help             show this help\n"
+    "  -c, --config FILE      the config file\n" TOOL_STORE_HELP "  -h, --help             show this help\n"
     "\n"
     "Exit codes: 0 ok; 1 usage error; 2 unknown datastore or store error; 3 a blob whose size fits no\n"
     "layout of the datastore's mode (named on stderr; the listing goes on).\n";
@@ -182,9 +192,64 @@ static void unknown_ds(const char *cmd, const char *name)
     tool_err(cmd, NULL, "unknown datastore '%s' (see 'ccr datastore list')", name);
 }
 
+int tool_store_flag(const char *cmd, int c, const char *arg, struct tool_store_flags *sf)
+{
+    switch (c) {
+    case OPT_STORE_CA:
+        sf->ca_file = arg;
+        return 1;
+    case OPT_STORE_CONN: {
+        char *end;
+        errno = 0;
+        unsigned long n = strtoul(arg, &end, 10);
+        if (end == arg || *end || errno || arg[0] == '-' || n < 1 || n > 1024) {
+            tool_usage(cmd, "invalid --connections '%s' (1 to 1024)", arg);
+            return -1;
+        }
+        sf->connections = (unsigned)n;
+        return 1;
+    }
+    case OPT_STORE_VERBOSE:
+        sf->verbose = true;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char *tool_url_display(const char *url, char *buf, size_t len)
+{
+    const char *q = strchr(url, '?');
+    if (!q)
+        return url;
+    snprintf(buf, len, "%.*s?<SAS hidden>", (int)(q - url), url);
+    return buf;
+}
+
+/* --verbose: the store's request log (called from its lanes; one fputs per line keeps lines whole) */
+static void trace_sink(void *arg, const char *line)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "ccr %s: http: %s\n", (const char *)arg, line);
+    fputs(buf, stderr);
+}
+
+static void store_opts_fill(const char *cmd, const struct tool_store_flags *sf, struct ccr_store_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    if (!sf)
+        return;
+    o->ca_file = sf->ca_file;
+    o->connections = sf->connections;
+    if (sf->verbose) {
+        o->trace = trace_sink;
+        o->trace_arg = (void *)cmd;
+    }
+}
+
 /* As tool_ds_open; want_key false skips the key (listing and deleting need none). */
 static int ds_open(const char *cmd, const char *config_path, const char *name, bool want_key,
-                   struct tool_ds *out)
+                   const struct tool_store_flags *sf, struct tool_ds *out)
 {
     struct tool_ds t;
     memset(&t, 0, sizeof(t));
@@ -207,9 +272,23 @@ static int ds_open(const char *cmd, const char *config_path, const char *name, b
     }
     struct ccr_err e;
     ccr_err_clear(&e);
-    int src = ccr_store_open(t.ds->url, &t.store, &e);
+    struct ccr_store_opts so;
+    store_opts_fill(cmd, sf, &so);
+    if (t.ds->mode == CCR_MODE_CPK) {
+        if (!t.has_key) { /* listing and deleting need no key, but every request on a cpk blob does */
+            rc = tool_key_load(cmd, t.ds->key_path, &t.key);
+            if (rc) {
+                tool_ds_close(&t);
+                return rc;
+            }
+            t.has_key = true;
+        }
+        so.cpk = &t.key;
+    }
+    int src = ccr_store_open_opts(t.ds->url, &so, &t.store, &e);
     if (src) {
-        tool_err_print(cmd, &e, t.ds->url);
+        char ub[1024];
+        tool_err_print(cmd, &e, tool_url_display(t.ds->url, ub, sizeof(ub)));
         tool_ds_close(&t);
         return EXIT_IO;
     }
@@ -217,9 +296,10 @@ static int ds_open(const char *cmd, const char *config_path, const char *name, b
     return EXIT_OK;
 }
 
-int tool_ds_open(const char *cmd, const char *config_path, const char *name, struct tool_ds *out)
+int tool_ds_open(const char *cmd, const char *config_path, const char *name,
+                 const struct tool_store_flags *sf, struct tool_ds *out)
 {
-    return ds_open(cmd, config_path, name, true, out);
+    return ds_open(cmd, config_path, name, true, sf, out);
 }
 
 void tool_ds_close(struct tool_ds *t)
@@ -372,8 +452,10 @@ static int ds_add(int argc, char **argv)
         {"force", no_argument, NULL, 'f'},
         {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
+        TOOL_STORE_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
+    struct tool_store_flags sf = {0};
     const char *url = NULL, *key_arg = NULL, *config = NULL, *name = NULL;
     bool new_key = false, force = false;
     enum ccr_mode mode = CCR_MODE_CCR1;
@@ -387,9 +469,9 @@ static int ds_add(int argc, char **argv)
             url = optarg;
             break;
         case 'm':
-            if (ccr_mode_parse(optarg, &mode) != 0 ||
-                (mode != CCR_MODE_CCR1 && mode != CCR_MODE_CSE && mode != CCR_MODE_NONE))
-                return tool_usage(cmd, "invalid --mode '%s' (use ccr1, cleanroom-cse or none)", optarg);
+            if (ccr_mode_parse(optarg, &mode) != 0 || (mode != CCR_MODE_CCR1 && mode != CCR_MODE_CSE &&
+                                                       mode != CCR_MODE_NONE && mode != CCR_MODE_CPK))
+                return tool_usage(cmd, "invalid --mode '%s' (use ccr1, cleanroom-cse, none or cpk)", optarg);
             break;
         case 'k':
             key_arg = optarg;
@@ -415,8 +497,13 @@ static int ds_add(int argc, char **argv)
         case 'h':
             fputs(add_help, stdout);
             return EXIT_OK;
-        default:
-            return tool_bad_option(cmd, c, argv);
+        default: {
+            int r = tool_store_flag(cmd, c, optarg, &sf);
+            if (r < 0)
+                return EXIT_USAGE;
+            if (r == 0)
+                return tool_bad_option(cmd, c, argv);
+        }
         }
     }
     for (int i = optind; i < argc; i++) {
@@ -443,8 +530,15 @@ static int ds_add(int argc, char **argv)
         if (!key_arg && !new_key)
             return tool_usage(cmd, "mode %s needs a key: give --key DEK or --new-key", ccr_mode_name(mode));
         char why[160];
-        if (ccr_region_size_check(mode, region, why, sizeof(why)) != 0)
+        if (mode == CCR_MODE_CPK) {
+            if (region)
+                return tool_usage(cmd, "mode cpk has no region size (drop --region-size)");
+            if (strncasecmp(url, "https://", 8) != 0 && strncasecmp(url, "az://", 5) != 0)
+                return tool_usage(cmd, "mode cpk needs an Azure https:// URL: the service accepts "
+                                       "customer-provided keys over HTTPS only");
+        } else if (ccr_region_size_check(mode, region, why, sizeof(why)) != 0) {
             return tool_usage(cmd, "invalid --region-size: %s", why);
+        }
     }
 
     int ret = EXIT_IO;
@@ -502,15 +596,19 @@ static int ds_add(int argc, char **argv)
         tool_err(cmd, url, "%s", strerror(errno ? errno : ENOMEM));
         goto out;
     }
-    int rc = ccr_store_open(abs_url, &store, &e);
+    struct ccr_store_opts so;
+    store_opts_fill(cmd, &sf, &so);
+    int rc = ccr_store_open_opts(abs_url, &so, &store, &e);
+    char ub[1024];
     if (rc) {
-        tool_err_print(cmd, &e, url);
+        tool_err_print(cmd, &e, tool_url_display(url, ub, sizeof(ub)));
         ret = (rc == -EPROTONOSUPPORT || rc == -EINVAL) ? EXIT_USAGE : EXIT_IO;
         goto out;
     }
     struct ccr_datastore ds = {
         .name = (char *)name,
-        .url = (char *)ccr_store_url(store),
+        /* a URL with a SAS is kept whole (the config is 0600): the SAS is the credential */
+        .url = strchr(abs_url, '?') ? abs_url : (char *)ccr_store_url(store),
         .mode = mode,
         .region_size = region,
         .key_path = key_path,
@@ -564,9 +662,12 @@ static int ds_add(int argc, char **argv)
     const struct ccr_datastore *d = ccr_config_find(cfg, name);
     char hb[32];
     printf("datastore '%s' %s %s\n", name, replacing ? "replaced in" : "added to", ccr_config_file(cfg));
-    printf("  url:  %s (container %s)\n", d->url, created ? "created" : "already exists");
+    printf("  url:  %s (container %s)\n", tool_url_display(d->url, ub, sizeof(ub)),
+           created ? "created" : "already exists");
     if (d->mode == CCR_MODE_NONE)
         printf("  mode: none (no client-side encryption)\n");
+    else if (d->mode == CCR_MODE_CPK)
+        printf("  mode: cpk (Azure encrypts with your key, sent with every request)\n");
     else
         printf("  mode: %s, %s %s\n", ccr_mode_name(d->mode),
                d->mode == CCR_MODE_CCR1 ? "region size" : "chunk size",
@@ -637,6 +738,7 @@ static int parse_simple(const char *cmd, const char *help, bool allow_json, int 
 static int ds_list(int argc, char **argv)
 {
     static const char cmd[] = "datastore list";
+    char ub[1024];
     bool json = false;
     const char *config = NULL, *pos[1];
     int npos;
@@ -655,7 +757,7 @@ static int ds_list(int argc, char **argv)
             printf("%s{\"name\":", i ? "," : "");
             tool_json_str(stdout, d->name);
             printf(",\"url\":");
-            tool_json_str(stdout, d->url);
+            tool_json_str(stdout, tool_url_display(d->url, ub, sizeof(ub)));
             printf(",\"mode\":\"%s\",\"region_size\":%llu,\"key\":", ccr_mode_name(d->mode),
                    (unsigned long long)d->region_size);
             if (d->key_path)
@@ -673,7 +775,8 @@ static int ds_list(int argc, char **argv)
         }
         for (size_t i = 0; i < n; i++) {
             const struct ccr_datastore *d = ccr_config_at(cfg, i);
-            printf("%-*s  %-13s  %s\n", w, d->name, ccr_mode_name(d->mode), d->url);
+            printf("%-*s  %-13s  %s\n", w, d->name, ccr_mode_name(d->mode),
+                   tool_url_display(d->url, ub, sizeof(ub)));
         }
         if (n == 0)
             fprintf(stderr, "ccr %s: no datastores in %s (add one with 'ccr datastore add')\n", cmd,
@@ -705,6 +808,7 @@ static int ds_show(int argc, char **argv)
         return EXIT_IO;
     }
     /* the key file's state: exists? loads? its id (ccr1) */
+    char ub[1024];
     bool key_exists = false, key_ok = false;
     char key_problem[600] = "";
     uint8_t id[CCR_KEY_ID_LEN];
@@ -727,7 +831,7 @@ static int ds_show(int argc, char **argv)
         printf("{\"name\":");
         tool_json_str(stdout, d->name);
         printf(",\"url\":");
-        tool_json_str(stdout, d->url);
+        tool_json_str(stdout, tool_url_display(d->url, ub, sizeof(ub)));
         printf(",\"mode\":\"%s\",\"region_size\":%llu,\"key\":", ccr_mode_name(d->mode),
                (unsigned long long)d->region_size);
         if (d->key_path) {
@@ -749,9 +853,9 @@ static int ds_show(int argc, char **argv)
     } else {
         char hb[32];
         printf("name:        %s\n", d->name);
-        printf("url:         %s\n", d->url);
+        printf("url:         %s\n", tool_url_display(d->url, ub, sizeof(ub)));
         printf("mode:        %s\n", ccr_mode_name(d->mode));
-        if (d->mode != CCR_MODE_NONE)
+        if (d->mode != CCR_MODE_NONE && d->mode != CCR_MODE_CPK)
             printf("%-12s %llu (%s)\n", d->mode == CCR_MODE_CCR1 ? "region size:" : "chunk size:",
                    (unsigned long long)d->region_size, tool_human_bytes(d->region_size, hb, sizeof(hb)));
         if (d->key_path) {
@@ -827,10 +931,15 @@ static int ds_ls(int argc, char **argv)
 {
     static const char cmd[] = "datastore ls";
     static const struct option opts[] = {
-        {"prefix", required_argument, NULL, 'p'}, {"long", no_argument, NULL, 'l'},
-        {"json", no_argument, NULL, OPT_JSON},    {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"prefix", required_argument, NULL, 'p'},
+        {"long", no_argument, NULL, 'l'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        TOOL_STORE_LONGOPTS,
+        {NULL, 0, NULL, 0},
     };
+    struct tool_store_flags sf = {0};
     const char *prefix_arg = NULL, *config = NULL, *name = NULL;
     bool lng = false, json = false;
     optind = 0;
@@ -853,8 +962,13 @@ static int ds_ls(int argc, char **argv)
         case 'h':
             fputs(ls_help, stdout);
             return EXIT_OK;
-        default:
-            return tool_bad_option(cmd, c, argv);
+        default: {
+            int r = tool_store_flag(cmd, c, optarg, &sf);
+            if (r < 0)
+                return EXIT_USAGE;
+            if (r == 0)
+                return tool_bad_option(cmd, c, argv);
+        }
         }
     }
     for (int i = optind; i < argc; i++) {
@@ -870,7 +984,7 @@ static int ds_ls(int argc, char **argv)
         return ret;
     struct tool_ds t;
     memset(&t, 0, sizeof(t));
-    ret = ds_open(cmd, config, name, false, &t);
+    ret = ds_open(cmd, config, name, false, &sf, &t);
     if (ret) {
         free(prefix);
         return ret;
@@ -979,7 +1093,7 @@ static int ds_rm(int argc, char **argv)
     }
     struct tool_ds t;
     memset(&t, 0, sizeof(t));
-    ret = ds_open(cmd, config, pos[0], false, &t);
+    ret = ds_open(cmd, config, pos[0], false, NULL, &t);
     if (ret)
         goto out;
     for (int i = 1; i < npos; i++) {

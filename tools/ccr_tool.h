@@ -112,13 +112,42 @@ struct tool_ds {
     struct ccr_store *store;
 };
 
+/* Store flags shared by the datastore verbs (--ca-file, --connections, --verbose). */
+struct tool_store_flags {
+    const char *ca_file;  /* NULL: $CCR_CA_FILE, else the system store */
+    unsigned connections; /* 0: the store's default */
+    bool verbose;         /* one line per HTTP request on stderr */
+};
+
+/* The long options for tool_store_flags (ids OPT_STORE_*), to append to a getopt table. */
+enum { OPT_STORE_CA = 2000, OPT_STORE_CONN, OPT_STORE_VERBOSE };
+// clang-format off
+#define TOOL_STORE_LONGOPTS                                                                                  \
+    {"ca-file", required_argument, NULL, OPT_STORE_CA},                                                      \
+    {"connections", required_argument, NULL, OPT_STORE_CONN},                                               \
+    {"verbose", no_argument, NULL, OPT_STORE_VERBOSE}
+// clang-format on
+#define TOOL_STORE_HELP                                                                                    \
+    "      --ca-file FILE     HTTPS: trust the CA certificates in FILE (default: $CCR_CA_FILE, else the\n" \
+    "                         system store)\n"                                                             \
+    "      --connections N    HTTP: N requests in flight (default: adapts, from 8 up to 32, within\n"      \
+    "                         --memory, growing while throughput grows)\n"                                 \
+    "      --verbose          log every HTTP request (method, path, status, time; secrets redacted)\n"
+
+/* Handles option c if it is one of OPT_STORE_*: 1 handled, 0 not ours, -1 bad value (error printed). */
+int tool_store_flag(const char *cmd, int c, const char *arg, struct tool_store_flags *sf);
+
+/* The URL for display: a SAS query (the part from '?') is replaced by "?<SAS hidden>". */
+const char *tool_url_display(const char *url, char *buf, size_t len);
+
 /*
  * Loads the config (config_path may be NULL: $CCR_CONFIG, then the XDG default), finds datastore `name`,
- * loads its key (warning on loose permissions) and opens its store. On failure prints the error naming
- * what failed ("unknown datastore 'x' (see 'ccr datastore list')", the config file, the key file, the
- * store URL) and returns the exit code (EXIT_USAGE or EXIT_IO); EXIT_OK on success.
+ * loads its key (warning on loose permissions) and opens its store (with the flags sf, which may be NULL). On
+ * failure prints the error naming what failed ("unknown datastore 'x' (see 'ccr datastore list')", the config
+ * file, the key file, the store URL) and returns the exit code (EXIT_USAGE or EXIT_IO); EXIT_OK on success.
  */
-int tool_ds_open(const char *cmd, const char *config_path, const char *name, struct tool_ds *out);
+int tool_ds_open(const char *cmd, const char *config_path, const char *name,
+                 const struct tool_store_flags *sf, struct tool_ds *out);
 
 /* Releases what tool_ds_open acquired (wipes the key). Accepts a zeroed struct. */
 void tool_ds_close(struct tool_ds *t);

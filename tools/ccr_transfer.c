@@ -38,8 +38,7 @@ static const char upload_help[] =
     "upload\",\"datastore\":...,\"files\":N,\"resumed\":N,\n"
     "                          \"skipped\":N,\"bytes_in\":N,\"bytes_out\":N,\"seconds\":F,\"threads\":N,\n"
     "                          \"errors\":N,\"failed\":[{\"path\":...,\"error\":...}]}\n"
-    "  -c, --config FILE      the config file\n"
-    "  -h, --help             show this help\n"
+    "  -c, --config FILE      the config file\n" TOOL_STORE_HELP "  -h, --help             show this help\n"
     "\n"
     "Examples:\n"
     "  ccr datastore upload owner1 data/\n"
@@ -66,8 +65,7 @@ static const char download_help[] =
     "  -q, --quiet            no progress line and no summary on the terminal\n"
     "      --json             print one JSON summary line on stdout (as for upload,\n"
     "                         \"command\":\"datastore download\")\n"
-    "  -c, --config FILE      the config file\n"
-    "  -h, --help             show this help\n"
+    "  -c, --config FILE      the config file\n" TOOL_STORE_HELP "  -h, --help             show this help\n"
     "\n"
     "Exit codes: 0 ok; 1 usage error; 2 I/O or key error (unknown datastore, wrong key, disk full,\n"
     "existing file without --force); 3 a blob failed authentication (the message names the blob, the\n"
@@ -85,8 +83,7 @@ static const char verify_help[] =
     "  -q, --quiet            no progress line and no summary on the terminal\n"
     "      --json             print one JSON summary line on stdout (as for upload,\n"
     "                         \"command\":\"datastore verify\")\n"
-    "  -c, --config FILE      the config file\n"
-    "  -h, --help             show this help\n"
+    "  -c, --config FILE      the config file\n" TOOL_STORE_HELP "  -h, --help             show this help\n"
     "\n"
     "Exit codes: 0 every blob authenticates; 1 usage error; 2 I/O or key error (unknown datastore, wrong\n"
     "key); 3 a blob failed authentication (named, with the region and its byte offset); 130/143\n"
@@ -106,6 +103,7 @@ static const struct option transfer_longopts[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
+    TOOL_STORE_LONGOPTS,
     {NULL, 0, NULL, 0},
 };
 
@@ -151,6 +149,7 @@ static int transfer_cmd(enum verb v, int argc, char **argv)
     struct ccr_transfer_opts o;
     ccr_transfer_opts_init(&o);
     bool quiet = false, json = false;
+    struct tool_store_flags sf = {0};
     const char *pos[2] = {NULL, NULL};
     int npos = 0, want = v == V_VERIFY ? 1 : 2;
 
@@ -202,8 +201,13 @@ static int transfer_cmd(enum verb v, int argc, char **argv)
         case 'h':
             fputs(help, stdout);
             return EXIT_OK;
-        default:
-            return tool_bad_option(cmd, c, argv);
+        default: {
+            int r = tool_store_flag(cmd, c, optarg, &sf);
+            if (r < 0)
+                return EXIT_USAGE;
+            if (r == 0)
+                return tool_bad_option(cmd, c, argv);
+        }
         }
     }
     for (int i = optind; i < argc; i++) {
@@ -219,7 +223,7 @@ static int transfer_cmd(enum verb v, int argc, char **argv)
         return EXIT_USAGE;
 
     struct tool_ds t;
-    int ex = tool_ds_open(cmd, config, pos[0], &t);
+    int ex = tool_ds_open(cmd, config, pos[0], &sf, &t);
     if (ex)
         return ex;
     bool tty = isatty(STDERR_FILENO) && !quiet;
