@@ -13,8 +13,10 @@ build:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(BUILD) -j $(JOBS)
 
+# Debian packages, then Azurite (the storage emulator the Azure tests run against) from npm into the tree.
 deps:
 	tools/bootstrap.sh base
+	tools/bootstrap-azurite.sh
 
 deps-bench:
 	tools/bootstrap.sh bench

@@ -12,9 +12,9 @@ base_pkgs=(
   libssl-dev openssl liburing-dev libjemalloc-dev libcurl4-openssl-dev libexpat1-dev
   libfuse3-dev fuse3 libmicrohttpd-dev libsqlite3-dev libjansson-dev
   libcriterion-dev clang clang-format libclang-rt-14-dev
-  python3 python3-cryptography
+  python3 python3-cryptography python3-azure nodejs npm
 )
-bench_pkgs=(gnuplot-nox rclone gocryptfs hyperfine time)
+bench_pkgs=(gnuplot-nox rclone gocryptfs hyperfine time nginx-light)
 
 pkgs=("${base_pkgs[@]}")
 case "$profile" in
