@@ -25,6 +25,8 @@ int ccr_err_set(struct ccr_err *e, int code, const char *where, int64_t offset, 
         return code;
     e->code = code;
     e->offset = offset;
+    e->http_status = 0; /* a new failure: the service's answer, if any, is filled after this call */
+    e->service_code[0] = e->request_id[0] = '\0';
     if (where)
         snprintf(e->where, sizeof(e->where), "%s", where);
     va_list ap;

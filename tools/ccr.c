@@ -99,10 +99,23 @@ void tool_err(const char *cmd, const char *where, const char *fmt, ...)
 void tool_err_print(const char *cmd, const struct ccr_err *e, const char *fallback_where)
 {
     const char *where = e->where[0] ? e->where : fallback_where;
-    if (e->msg[0])
+    if (e->msg[0] && e->request_id[0])
+        tool_err(cmd, where, "%s (request id %s)", e->msg, e->request_id);
+    else if (e->msg[0])
         tool_err(cmd, where, "%s", e->msg);
     else
         tool_err(cmd, where, "%s", strerror(e->code < 0 ? -e->code : EIO));
+}
+
+/* ,"http_status":N,"error_code":"...","request_id":"..." for a failure a service answered */
+static void json_http_fields(const struct ccr_err *e)
+{
+    if (!e->http_status)
+        return;
+    printf(",\"http_status\":%d,\"error_code\":", e->http_status);
+    tool_json_str(stdout, e->service_code);
+    printf(",\"request_id\":");
+    tool_json_str(stdout, e->request_id);
 }
 
 int tool_exit_code(int rc)
@@ -224,6 +237,7 @@ void tool_json_failures(const struct ccr_codec_failure *failed, uint64_t n, cons
         tool_json_str(stdout, failed[i].path);
         printf(",\"error\":");
         tool_json_str(stdout, failed[i].err.msg[0] ? failed[i].err.msg : strerror(-failed[i].err.code));
+        json_http_fields(&failed[i].err);
         printf("}");
     }
     if (top) {
@@ -231,6 +245,7 @@ void tool_json_failures(const struct ccr_codec_failure *failed, uint64_t n, cons
         tool_json_str(stdout, top->where);
         printf(",\"error\":");
         tool_json_str(stdout, top->msg[0] ? top->msg : strerror(rc < 0 ? -rc : EIO));
+        json_http_fields(top);
         printf("}");
     }
     printf("]}\n");

@@ -203,6 +203,15 @@ class Credentials(AzureCase):
         self.assertIn("HTTP 403", r.err)
         self.assertIn("Server failed to authenticate the request", r.err)
         self.assertNotIn(env["AZURE_STORAGE_KEY"], r.err)
+        self.assertIn("(request id ", r.err)
+        j = self.run_ccr("datastore", "upload", "wk", src, "--json", env=env)
+        self.assertRc(j, EXIT_IO)
+        failed = parse_json_line(j.out)["failed"]
+        self.assertTrue(failed)
+        for f in failed:
+            self.assertEqual(f["http_status"], 403, f)
+            self.assertTrue(f["error_code"], f)
+            self.assertRegex(f["request_id"], r"^[0-9a-f-]{36}$", f)
 
     def test_missing_container_and_wrong_url(self):
         c = self.container()

@@ -44,7 +44,8 @@ CCR_API void ccr_err_clear(struct ccr_err *e);
 
 /*
  * Records a failure in e (may be NULL): code (negative errno), the object (may be NULL: left as it was),
- * the offset (-1 for none) and a printf-style message. Returns code, so callers can
+ * the offset (-1 for none) and a printf-style message. The HTTP detail (status, service code, request id)
+ * of an earlier failure is cleared; an HTTP backend fills it after this call. Returns code, so callers can
  * `return ccr_err_set(err, -EBADMSG, path, off, "...")`.
  */
 CCR_API int ccr_err_set(struct ccr_err *e, int code, const char *where, int64_t offset, const char *fmt, ...)
