@@ -77,17 +77,22 @@ struct req {
     bool ring_failed; /* io_uring_enter failed: drop the ring, redo with syscalls */
 };
 
-static bool env_says_sync(void)
+/* CCR_IO: "sync" (no ring), "uring" (the ring for every read and write), else the measured default. */
+static int env_policy(void)
 {
     const char *v = getenv("CCR_IO");
-    return v && strcmp(v, "sync") == 0;
+    if (v && strcmp(v, "sync") == 0)
+        return -1;
+    return v && strcmp(v, "uring") == 0 ? 1 : 0;
 }
 
 int fio_init(struct fio *f, bool want_uring)
 {
     memset(f, 0, sizeof(*f));
-    if (!want_uring || env_says_sync())
+    int policy = env_policy();
+    if (!want_uring || policy < 0)
         return 0;
+    f->uring_all = policy > 0;
     struct fring *r = ccr_malloc(sizeof(*r));
     if (!r)
         return 0; /* no memory for the ring: syscalls will do */
@@ -351,8 +356,10 @@ static void run(struct req *q, const struct iovec *iov, int cnt, uint64_t off)
         while (q->nfree > 0 && cursor_more(&c) && !q->err && q->eof == UINT64_MAX) {
             struct slot *s = &r->slots[q->free_idx[q->nfree - 1]];
             cursor_take(&c, s);
-            if (!slot_prep(q, s))
+            if (!slot_prep(q, s)) {
+                note_error(q, -EAGAIN, s->pos); /* the piece was cut but cannot go out: fail, not skip */
                 break;
+            }
             q->nfree--;
             q->inflight++;
         }
@@ -393,11 +400,65 @@ static void req_init(struct req *q, struct fio *f, int fd, bool write)
     q->eof = UINT64_MAX;
 }
 
+/* Are all of iov's bytes inside the registered buffer? */
+static bool all_fixed(const struct fio *f, const struct iovec *iov, int cnt)
+{
+    if (!f->fixed_base)
+        return false;
+    const char *lo = f->fixed_base, *hi = lo + f->fixed_len;
+    for (int i = 0; i < cnt; i++) {
+        const char *b = iov[i].iov_base;
+        if (iov[i].iov_len && (b < lo || b + iov[i].iov_len > hi))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * pwritev in calls of at most FIO_PIECE bytes. On ext4 one 4 MiB pwritev spent most of its time
+ * faulting in page-cache memory and ran at a third of the speed of four 1 MiB calls (bench_fileio,
+ * 2,084 vs 6,038 MB/s, 1.03 vs 0.35 CPU-s per 2 GiB); on tmpfs the size made no difference.
+ */
+static int writev_pieces(int fd, const struct iovec *iov, int cnt, uint64_t off)
+{
+    struct iovec sub[PIECE_VECS];
+    int i = 0;
+    size_t skip = 0;
+    while (i < cnt) {
+        int n = 0;
+        size_t bytes = 0;
+        while (i < cnt && n < PIECE_VECS && bytes < FIO_PIECE) {
+            size_t avail = iov[i].iov_len - skip;
+            size_t take = avail < FIO_PIECE - bytes ? avail : FIO_PIECE - bytes;
+            if (take) {
+                sub[n].iov_base = (char *)iov[i].iov_base + skip;
+                sub[n].iov_len = take;
+                n++;
+                bytes += take;
+            }
+            skip += take;
+            if (skip == iov[i].iov_len) {
+                i++;
+                skip = 0;
+            }
+        }
+        if (n == 0)
+            continue;
+        int rc = pl_pwritev_full(fd, sub, n, off);
+        if (rc)
+            return rc;
+        off += bytes;
+    }
+    return 0;
+}
+
 ssize_t fio_readv(struct fio *f, int fd, struct iovec *iov, int cnt, uint64_t off)
 {
     if (cnt < 0 || (cnt > 0 && !iov))
         return -EINVAL;
-    if (!f->ring)
+    /* Measured (bench_fileio, 2 GiB, 4 MiB units): reads into the registered buffer through the ring
+     * beat preadv by 10-20% with less CPU; plain ring reads lost up to 19% on tmpfs. */
+    if (!f->ring || (!f->uring_all && !all_fixed(f, iov, cnt)))
         return pl_preadv_full(fd, iov, cnt, off);
     uint64_t total = 0;
     for (int i = 0; i < cnt; i++)
@@ -423,8 +484,10 @@ int fio_writev(struct fio *f, int fd, struct iovec *iov, int cnt, uint64_t off)
 {
     if (cnt < 0 || (cnt > 0 && !iov))
         return -EINVAL;
-    if (!f->ring)
-        return pl_pwritev_full(fd, iov, cnt, off);
+    /* Measured: ring writes were 5-9% slower than pwritev on tmpfs (buffered writes go to an io_uring
+     * kernel worker that competes with the crypto threads on 2 cores); 1 MiB pwritev calls were best. */
+    if (!f->ring || !f->uring_all)
+        return writev_pieces(fd, iov, cnt, off);
     struct req q;
     req_init(&q, f, fd, true);
     run(&q, iov, cnt, off);
