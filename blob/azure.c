@@ -59,6 +59,7 @@ struct conf {
     unsigned stall_s;       /* no byte moved for this long: the attempt failed */
     unsigned connections;   /* at most, over all lanes */
     unsigned lanes;
+    unsigned upload_buf; /* curl's upload buffer: bytes per send() of a body */
 };
 
 static unsigned env_uint(const char *name, unsigned dflt, unsigned lo, unsigned hi)
@@ -533,6 +534,7 @@ static int attempt_start(struct lane *l, struct req *r)
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)s->conf.stall_s);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 512L * 1024);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, (long)s->conf.upload_buf);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
@@ -1175,13 +1177,10 @@ static int az_commit_blocks(struct ccr_store *st, const char *blob, uint64_t n_b
         }
     }
     if (rc == 0 && out_props) {
-        /* the commit's answer has the ETag but not the size: read them together */
-        struct ccr_err e2;
-        ccr_err_clear(&e2);
-        if (az_props_req(s, blob, out_props, &e2) != 0) {
-            props_from(&r, out_props);
-            out_props->size = 0;
-        }
+        /* the answer has the ETag and the time but not the size; a HEAD per file to learn it would cost a
+         * round trip that no caller needs */
+        props_from(&r, out_props);
+        out_props->size = CCR_SIZE_UNKNOWN;
     }
 out:
     req_fini(&r);
@@ -1481,6 +1480,7 @@ int ccr_azure_open(const char *url, const struct ccr_store_opts *opts, struct cc
     s->conf.connect_s = env_uint("CCR_AZ_CONNECT_TIMEOUT", 10, 1, 600);
     s->conf.stall_s = env_uint("CCR_AZ_STALL_TIMEOUT", 60, 1, 3600);
     s->conf.connections = opts && opts->connections ? opts->connections : DEFAULT_CONNS;
+    s->conf.upload_buf = env_uint("CCR_AZ_UPLOAD_BUFFER", 64 << 10, 16 << 10, 2 << 20);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned lanes = cpus > 0 ? (unsigned)cpus : 1;
     if (lanes > 4)

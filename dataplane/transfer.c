@@ -12,9 +12,10 @@
  * change and commits the block list; download fsyncs the temporary file, records it in the journal and
  * renames it into place.
  *
- * Memory: every worker holds one unit buffer taken from the pool (pool.c) for the whole run; a blob that
- * needs a larger unit (ccr1 regions larger than the unit, or more than 50,000 units) takes the extra
- * from the pool for that unit and gives it back. Threads x unit must fit in opts->memory.
+ * Memory: every worker holds one unit's worth of the budget (pool.c) for the whole run and allocates
+ * what its units need as they come (small files, small buffers); a blob that needs a larger unit (ccr1
+ * regions larger than the unit, or more than 50,000 units) takes the extra from the pool for that unit
+ * and gives it back. Threads x unit must fit in opts->memory.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -39,6 +40,7 @@
 #define MAX_BLOCKS   50000u
 #define IOV_BATCH    1024
 #define BUF_ALIGN    4096
+#define BUF_GRAIN    ((size_t)64 << 10) /* worker buffers grow in multiples of this */
 #define UNIT_EXTRA   (CCR1_HEADER_LEN + CCR_CSE_TRAILER_LEN)
 #define SMALL_WHOLE  ((uint64_t)256 << 10) /* remote blobs up to this size are fetched whole */
 
@@ -74,8 +76,9 @@ struct tx_worker {
     struct tx_run *r;
     struct ccr_aead *aead;
     struct fio fio; /* its io_uring; buf is its fixed buffer */
-    uint8_t *buf;
+    uint8_t *buf;   /* NULL until the first unit */
     size_t cap;
+    bool held; /* holds unit_cap bytes of the budget */
     struct iovec iov[IOV_BATCH];
 };
 
@@ -565,42 +568,62 @@ static int job_prepare(struct tx_run *r, size_t index, struct tx_job **out)
 /* units                                                                                                  */
 /* ----------------------------------------------------------------------------------------------------- */
 
+/*
+ * The worker's buffer for a unit of `need` bytes. Every worker holds unit_cap bytes of the budget for
+ * the whole run but allocates only what its units need, growing geometrically: a run of small files
+ * keeps small buffers (32 remote workers x 4 MiB would otherwise cost 130 MiB for 4 KiB files). A unit
+ * larger than unit_cap (bigger regions than planned) takes the difference from the budget for that unit;
+ * *out_extra says how much, for shrink_buf.
+ */
 static int ensure_buf(struct tx_worker *w, size_t need, uint64_t *out_extra)
 {
     *out_extra = 0;
     if (w->cap >= need)
         return 0;
-    /* a larger unit than planned: take the difference from the budget for this unit */
     struct tx_run *r = w->r;
-    uint64_t extra = need - w->cap;
-    uint64_t reserved = (uint64_t)r->threads * r->unit_cap;
-    int rc = tx_pool_take(&r->pool, extra, reserved, r->o->cancel);
-    if (rc)
-        return rc;
-    uint8_t *nb = ccr_alloc_aligned(BUF_ALIGN, need);
+    uint64_t extra = need > r->unit_cap ? need - r->unit_cap : 0;
+    if (extra) {
+        uint64_t reserved = (uint64_t)r->threads * r->unit_cap;
+        int rc = tx_pool_take(&r->pool, extra, reserved, r->o->cancel);
+        if (rc)
+            return rc;
+    }
+    size_t alloc = need;
+    if (!extra) {
+        size_t grow = w->cap * 2 > (size_t)r->unit_cap ? (size_t)r->unit_cap : w->cap * 2;
+        if (grow > alloc)
+            alloc = grow;
+        alloc = (alloc + BUF_GRAIN - 1) / BUF_GRAIN * BUF_GRAIN;
+        if (alloc > r->unit_cap)
+            alloc = need > r->unit_cap ? need : (size_t)r->unit_cap;
+    }
+    uint8_t *nb = ccr_alloc_aligned(BUF_ALIGN, alloc);
     if (!nb) {
         tx_pool_give(&r->pool, extra);
         return -ENOMEM;
     }
-    ccr_wipe(w->buf, w->cap);
-    ccr_free(w->buf);
+    if (w->buf) {
+        ccr_wipe(w->buf, w->cap);
+        ccr_free(w->buf);
+    }
     w->buf = nb;
-    w->cap = need;
+    w->cap = alloc;
+    fio_register(&w->fio, nb, alloc); /* best effort */
     *out_extra = extra;
     return 0;
 }
 
-/* Back to the planned buffer after a larger unit. */
+/* After a unit larger than planned: free that buffer (the next unit allocates what it needs). */
 static void shrink_buf(struct tx_worker *w, uint64_t extra)
 {
     if (!extra)
         return;
-    struct tx_run *r = w->r;
+    fio_register(&w->fio, NULL, 0);
     ccr_wipe(w->buf, w->cap);
     ccr_free(w->buf);
-    w->buf = ccr_alloc_aligned(BUF_ALIGN, r->unit_cap);
-    w->cap = w->buf ? r->unit_cap : 0;
-    tx_pool_give(&r->pool, extra);
+    w->buf = NULL;
+    w->cap = 0;
+    tx_pool_give(&w->r->pool, extra);
 }
 
 static int unit_publish(struct tx_worker *w, struct tx_job *j, uint64_t u, uint64_t r0, int cnt, uint8_t *buf,
@@ -768,8 +791,13 @@ static int unit_run(struct tx_worker *w, struct tx_job *j, uint64_t u, struct cc
         r1 = j->n_regions;
     if (r0 > r1)
         r0 = r1;
+    /* this unit's slots: stride apart, the last one only as long as its region (a small file's unit is
+     * small), plus room for a header or trailer */
+    size_t need = UNIT_EXTRA;
+    if (r1 > r0)
+        need += (size_t)((r1 - r0 - 1) * j->stride) + region_stored_len(r, j, r1 - 1);
     uint64_t extra = 0;
-    int rc = ensure_buf(w, (size_t)j->unit_bytes, &extra);
+    int rc = ensure_buf(w, need, &extra);
     if (rc == -ENOMEM)
         return ccr_err_set(e, rc, j->f->name, -1,
                            "a transfer unit of %llu bytes does not fit the memory budget (--memory)",
@@ -832,6 +860,24 @@ static void progress_report(void *ctx)
     r->o->progress(r->o->progress_arg, &pr);
 }
 
+/*
+ * cleanroom-cse pads every file to whole chunks (16 MiB by default): many small files multiply the bytes
+ * stored and sent. Say so before publishing, when it is more than 4x and over 1 GiB.
+ */
+static void warn_cse_padding(const struct tx_run *r)
+{
+    uint64_t stored = 0;
+    for (size_t i = 0; i < r->n_files; i++)
+        stored += ccr_cse_chunk_count(r->files[i].size, r->chunk) * (r->chunk + CCR_CSE_OVERHEAD);
+    if (stored > ((uint64_t)1 << 30) && stored / 4 > r->bytes_total)
+        ccr_log(CCR_LOG_WARN,
+                "cleanroom-cse pads every file to whole %llu-byte chunks: these %zu files (%llu bytes) take "
+                "%llu bytes in the store; a smaller chunk (datastore add --region-size 64K) or mode ccr1 "
+                "avoids it",
+                (unsigned long long)r->chunk, r->n_files, (unsigned long long)r->bytes_total,
+                (unsigned long long)stored);
+}
+
 /* Runs the workers over r->files. Returns 0 or -ENOMEM/-EAGAIN when nothing could start. */
 static int run_workers(struct tx_run *r)
 {
@@ -840,6 +886,8 @@ static int run_workers(struct tx_run *r)
     atomic_init(&r->files_done, 0);
     for (size_t i = 0; i < r->n_files; i++)
         r->bytes_total += r->files[i].size;
+    if (r->op == TX_PUBLISH && r->mode == CCR_MODE_CSE)
+        warn_cse_padding(r);
     if (r->n_files == 0) {
         progress_report(r);
         return 0;
@@ -867,14 +915,8 @@ static int run_workers(struct tx_run *r)
             break;
         if (tx_pool_try_take(&r->pool, r->unit_cap) != 0)
             break;
-        ws[i].buf = ccr_alloc_aligned(BUF_ALIGN, r->unit_cap);
-        if (!ws[i].buf) {
-            tx_pool_give(&r->pool, r->unit_cap);
-            break;
-        }
-        ws[i].cap = r->unit_cap;
+        ws[i].held = true; /* its buffer is allocated on first use (ensure_buf) */
         fio_init(&ws[i].fio, true);
-        fio_register(&ws[i].fio, ws[i].buf, ws[i].cap); /* best effort */
         ready++;
     }
     r->threads = ready;
@@ -887,8 +929,9 @@ static int run_workers(struct tx_run *r)
         if (ws[i].buf) {
             ccr_wipe(ws[i].buf, ws[i].cap);
             ccr_free(ws[i].buf);
-            tx_pool_give(&r->pool, r->unit_cap);
         }
+        if (ws[i].held)
+            tx_pool_give(&r->pool, r->unit_cap);
     }
     ccr_free(ws);
 out:

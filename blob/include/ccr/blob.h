@@ -116,11 +116,15 @@ CCR_API CCR_WUR int ccr_store_put_block_at(struct ccr_store *s, const char *blob
                                            uint64_t offset, const void *data, size_t len,
                                            struct ccr_err *err);
 
+/* A size a backend cannot tell without another request. */
+#define CCR_SIZE_UNKNOWN UINT64_MAX
+
 /*
  * Commits blocks 0 .. n_blocks - 1, in index order, as the blob's whole content, atomically replacing any
  * previous content; then discards every staged block of that blob. n_blocks 0 commits an empty blob.
  * -EINVAL (err names the index) if a block in the range was never staged. out_props (may be NULL)
- * receives the committed blob's properties.
+ * receives the committed blob's ETag and time, and its size, or CCR_SIZE_UNKNOWN where the service does
+ * not return it (Azure: ask ccr_store_props if you need it).
  */
 CCR_API CCR_WUR int ccr_store_commit_blocks(struct ccr_store *s, const char *blob, uint64_t n_blocks,
                                             struct ccr_blob_props *out_props, struct ccr_err *err);
