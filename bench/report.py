@@ -21,6 +21,8 @@ TARGETS = {
     "P1": "AES-256-GCM region seal/open: >= 0.95x OpenSSL's own speed at the same size, one thread; "
           ">= 1.8x that with two",
     "P2": "publish to the local store: >= 1.5 GB/s; >= 8x rclone crypt and >= 4x gocryptfs writes in the same run",
+    "P3": "publish to Azurite: >= 0.9x the raw unencrypted parallel-PUT ceiling; >= 2x rclone crypt and the Python SDK",
+    "P4": "download + decrypt from Azurite: >= 0.8x the raw parallel-GET ceiling; >= 3x rclone crypt",
     "P5": "publish / download over the high-throughput endpoint: >= 1.5 / 2.0 GB/s; client CPU <= 0.8 CPU-s per GB",
     "P9": "memory: peak RSS <= budget + 64 MiB for any size or count of files (default budget 512 MiB)",
     "P10": "many small files (10,000 x 4 KiB): publish and download >= 3x rclone's files per second",
@@ -31,6 +33,9 @@ P5_CPU = 0.8
 P9_MIB = 512 + 64
 P9_SLACK_MIB = 64
 P10_RCLONE = 3.0
+P3_RAW, P3_PEER = 0.9, 2.0
+P4_RAW, P4_RCLONE = 0.8, 3.0
+P5_PUB_MBPS, P5_GET_MBPS = 1500.0, 2000.0
 
 SIZE_NAMES = {1 << 12: "4 KiB", 1 << 16: "64 KiB", 1 << 18: "256 KiB", 1 << 20: "1 MiB", 1 << 22: "4 MiB",
               1 << 24: "16 MiB"}
@@ -563,6 +568,247 @@ def transfer_section(recs, ctx):
                       f"not measured: {why_ours}", f"≥ {P10_RCLONE:.0f}x", verdict(None)])
     return out
 
+# ------------------------------------------------------------------------------------------------------
+# Section: publish / download over the Azure Blob protocol (P3, P4, P5)
+# ------------------------------------------------------------------------------------------------------
+
+AZURE_IMPLS = [("raw-curl", "raw curl, unencrypted (ceiling)"), ("raw-curl-xms", "raw curl, x-ms-range (proxy hop)"),
+               ("ccr-none", "ccr, mode none"), ("ccr-ccr1", "ccr, ccr1"), ("ccr-cse", "ccr, cleanroom-cse"),
+               ("rclone-crypt", "rclone crypt"), ("sdk", "Python SDK"), ("sdk-cse", "Python SDK, client-side enc. v2")]
+AZURE_OPS = ["publish", "download"]
+AZURE_DEFAULT_CONNS = 32
+
+
+def azure_section(recs, ctx):
+    by, skipped = {}, {}
+    for r in recs:
+        p = r.get("params", {})
+        ep, ds = p.get("endpoint"), p.get("dataset")
+        if r.get("skipped"):
+            skipped.setdefault((ep, r["impl"], r["skipped"]), set()).add(ds)
+            continue
+        if "median" in r:
+            by[(ep, ds, r["scenario"], r["impl"], p.get("connections"), r["metric"])] = r
+    known = dict(AZURE_IMPLS)
+
+    def get(ep, ds, op, impl, metric, conns=AZURE_DEFAULT_CONNS):
+        return by.get((ep, ds, op, impl, conns, metric))
+
+    def impls_of(ep, ds):
+        present = {k[3] for k in by if k[0] == ep and k[1] == ds}
+        return [(i, lbl) for i, lbl in AZURE_IMPLS if i in present] + \
+            [(i, i) for i in sorted(present) if i not in known]
+
+    def first(ep, ds=None):
+        return next((r for k, r in by.items() if k[0] == ep and (ds is None or k[1] == ds)), None)
+
+    def med(r, digits=3):
+        return f"{r['median']:.{digits}f}" if r else "?"
+
+    hist = ("set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
+            "set boxwidth 0.9\nset yrange [0:*]\nset xtics nomirror rotate by -20\n")
+    out = ["## Publish and download over the Azure Blob protocol (P3, P4, P5)", ""]
+    out.append(f"> P3: {TARGETS['P3']}. P4: {TARGETS['P4']}. P5: {TARGETS['P5']}.")
+    out.append("")
+    az0, ng0 = first("azurite"), first("nginx")
+    az_server = az0["params"].get("server", "Azurite") if az0 else "Azurite"
+    ng_server = ng0["params"].get("server", "nginx") if ng0 else "nginx"
+    out.append(
+        "Every implementation on the same data in the same run, source and downloads on tmpfs, two endpoints on "
+        f"loopback. **Azurite** ({az_server}, in memory) speaks the real protocol, but it is one Node.js process "
+        "(one JavaScript thread): it is the bottleneck of every figure against it, so each figure has the server's "
+        "own CPU seconds per GB beside it (from /proc), and the raw curl rows are the most any client gets from "
+        "it. It is restarted, untimed, whenever the data handed to it would pass a budget (it frees deleted data "
+        f"only every 10 minutes). **nginx** ({ng_server}, 2 workers, a generated config) answers just enough of "
+        "the protocol and costs little (about 0.3 CPU-s/GB for PUTs, 0.5 for GETs through the hop described "
+        "next; shown): PUTs are answered 201 and their bodies discarded, List Blobs is "
+        "a static XML, and GETs serve the stored blobs (the ccr1 blobs ccr published to Azurite in the same run; "
+        "for mode none, the source files). nginx honours only the standard `Range` header, so the `x-ms-range` "
+        "GETs that ccr sends go through an internal proxy hop (over a Unix socket) that turns it into `Range`; "
+        "the two raw curl download rows show what that hop costs. nginx shares the machine's two cores with "
+        "the client, so on this endpoint even raw curl downloads stay well under 2 GB/s. "
+        "Ours: `ccr datastore upload|download --no-journal` (default threads and memory budget; --connections "
+        f"{AZURE_DEFAULT_CONNS}, the default, unless stated). Peers, all with {AZURE_DEFAULT_CONNS} requests in "
+        "flight: `curl --parallel` with a SAS (Put Block of 4 MiB pieces + Put Block List, ranged GETs of 8 MiB; "
+        "one Put Blob / GET per small file), `rclone copy` through a crypt remote over an azureblob remote, "
+        "and the Azure Python SDK (`upload_blob`/`download_blob`, max_concurrency 32, or 32 threads for the small "
+        "files), without and with its client-side encryption v2. "
+        f"Each figure is {runs_phrase(recs)}: MB/s = dataset bytes ÷ wall time (MB = 10^6 bytes), files/s = "
+        "files ÷ wall, client CPU-s/GB = user + system CPU of the client and everything it reaped (wait4) per "
+        "10^9 dataset bytes, peak RSS from wait4 (it cannot be lower than the scenario's own small RSS, which a "
+        "forked child inherits), server CPU-s/GB from the server's /proc entries. The last download of every "
+        "implementation is compared with the source. Note: Azurite computes an MD5 of every GET answer of at "
+        "most 4 MiB, asked for or not (BlobHandler.js), which costs it more than sending the bytes; ccr1 "
+        "(4 MiB + 64-byte ranges), cleanroom-cse (16 MiB chunks), rclone (32 MiB streams) and the raw curl "
+        "ceiling (8 MiB ranges) do not trigger it, ccr mode none (exactly 4 MiB ranges) and the SDK (4 MiB "
+        "chunks) do, and pay for it in the download figures; the Azurite CPU column shows it.")
+    out.append("")
+    for (ep, name, why), dsl in sorted(skipped.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        dsl = sorted(d for d in dsl if d)
+        what = f" ({ep}{', ' + ', '.join(dsl) if dsl else ''})"
+        out.append(f"- **{name} not measured**{what}: {why}")
+    if skipped:
+        out.append("")
+
+    images = []
+    # Azurite tables, one per dataset.
+    for ds, title in (("large", "One large file"), ("small", "Many small files")):
+        rec0 = first("azurite", ds)
+        if not rec0:
+            continue
+        nfiles, nbytes = rec0["params"].get("files"), rec0["params"].get("bytes")
+        head = (f"{title}: {size_name(nbytes) if nbytes else '?'}" if ds == "large" else
+                f"{title}: {num(nfiles)} x {size_name(nbytes // nfiles) if nfiles and nbytes else '?'}")
+        out += [f"### Azurite — {head}", ""]
+        rate = "throughput" if ds == "large" else "files_per_s"
+        hdr = ["Implementation", "Operation"] + (["MB/s"] if ds == "large" else ["files/s", "MB/s"]) + \
+            ["client CPU-s/GB", "peak RSS (MiB)", "Azurite CPU-s/GB"]
+        rows = []
+        impls = impls_of("azurite", ds)
+        for impl, label in impls:
+            for op in AZURE_OPS:
+                tp = get("azurite", ds, op, impl, "throughput")
+                if not tp:
+                    continue
+                row = [label, op] + ([with_range(tp)] if ds == "large" else
+                                     [with_range(get("azurite", ds, op, impl, "files_per_s")), with_range(tp, 1)])
+                row += [with_range(get("azurite", ds, op, impl, "cpu"), 2),
+                        with_range(get("azurite", ds, op, impl, "peak_rss")),
+                        with_range(get("azurite", ds, op, impl, "server_cpu"), 2)]
+                rows.append(row)
+        out += table(hdr, rows) + [""]
+        rrows = []
+        for ours in ("ccr-ccr1", "ccr-none", "ccr-cse"):
+            for peer in ("raw-curl", "rclone-crypt", "sdk", "sdk-cse"):
+                cells = [rtxt(ratio(get("azurite", ds, op, ours, rate), get("azurite", ds, op, peer, rate)))
+                         for op in AZURE_OPS]
+                if any(c != "–" for c in cells):
+                    rrows.append([f"{ours} ÷ {peer}"] + cells)
+        if rrows:
+            what = "throughput" if ds == "large" else "files per second"
+            out += [f"Ratios ({what}, medians):", ""] + table(["", "publish", "download"], rrows) + [""]
+        lines = [f"\"{impl}\" " + " ".join(med(get("azurite", ds, op, impl, rate)) for op in AZURE_OPS)
+                 for impl, _ in impls]
+        unit = "MB/s (10^6 B/s)" if ds == "large" else "files per second"
+        png = ctx["plotter"].plot(
+            f"azure_azurite_{ds}", "\n".join(lines) + "\n",
+            hist + f"set title 'Azurite, {head.replace(chr(39), '')}: {unit}, median of runs'\n"
+            f"set ylabel '{unit}'\nplot '$DAT' using 2:xtic(1) title 'publish', '' using 3 title 'download'"
+            + bar_labels(2, "%.0f") + "\n")
+        if png:
+            images.append(f"![Azurite {ds}](bench/{png})")
+    if images:
+        out += images + [""]
+        images = []
+
+    # nginx tables: every connection count.
+    for ds, title in (("large", "One large file"), ("small", "Many small files")):
+        rec0 = first("nginx", ds)
+        if not rec0:
+            continue
+        nfiles, nbytes = rec0["params"].get("files"), rec0["params"].get("bytes")
+        head = (f"{title}: {size_name(nbytes) if nbytes else '?'}" if ds == "large" else
+                f"{title}: {num(nfiles)} x {size_name(nbytes // nfiles) if nfiles and nbytes else '?'}")
+        out += [f"### nginx (the client pipeline) — {head}", ""]
+        hdr = ["Implementation", "connections", "Operation"] + (["MB/s"] if ds == "large" else ["files/s", "MB/s"]) \
+            + ["client CPU-s/GB", "peak RSS (MiB)", "nginx CPU-s/GB"]
+        rows, plot_rows = [], []
+        keys = sorted({(k[3], k[4]) for k in by if k[0] == "nginx" and k[1] == ds},
+                      key=lambda x: ([i for i, _ in AZURE_IMPLS].index(x[0]) if x[0] in known else 99, x[1] or 0))
+        for impl, conns in keys:
+            label = known.get(impl, impl)
+            vals = []
+            for op in AZURE_OPS:
+                tp = get("nginx", ds, op, impl, "throughput", conns)
+                vals.append(med(get("nginx", ds, op, impl, "throughput", conns)))
+                if not tp:
+                    continue
+                row = [label, str(conns), op] + ([with_range(tp)] if ds == "large" else
+                                                 [with_range(get("nginx", ds, op, impl, "files_per_s", conns)),
+                                                  with_range(tp, 1)])
+                row += [with_range(get("nginx", ds, op, impl, "cpu", conns), 2),
+                        with_range(get("nginx", ds, op, impl, "peak_rss", conns)),
+                        with_range(get("nginx", ds, op, impl, "server_cpu", conns), 2)]
+                rows.append(row)
+            plot_rows.append(f"\"{impl} {conns}\" " + " ".join(vals))
+        out += table(hdr, rows) + [""]
+        png = ctx["plotter"].plot(
+            f"azure_nginx_{ds}", "\n".join(plot_rows) + "\n",
+            hist + f"set title 'nginx (loopback), {head.replace(chr(39), '')}: MB/s by connections, median of runs'\n"
+            "set ylabel 'MB/s (10^6 B/s)'\nplot '$DAT' using 2:xtic(1) title 'publish', '' using 3 title 'download'"
+            + bar_labels(2, "%.0f") + "\n")
+        if png:
+            images.append(f"![nginx {ds}](bench/{png})")
+    # Client CPU per GB, large file, both endpoints.
+    cpu_rows = []
+    for ep in ("azurite", "nginx"):
+        for impl, _ in impls_of(ep, "large"):
+            vals = [med(get(ep, "large", op, impl, "cpu"), 2) for op in AZURE_OPS]
+            if any(v != "?" for v in vals):
+                cpu_rows.append(f"\"{impl} ({ep})\" " + " ".join(vals))
+    if cpu_rows:
+        png = ctx["plotter"].plot(
+            "azure_cpu", "\n".join(cpu_rows) + "\n",
+            hist + "set title 'Client CPU per GB, large file, 32 connections (CPU-s/GB, median; lower is better)'\n"
+            "set ylabel 'CPU seconds per 10^9 bytes'\n"
+            "plot '$DAT' using 2:xtic(1) title 'publish', '' using 3 title 'download'" + bar_labels(2, "%.2f") + "\n")
+        if png:
+            images.append(f"![Azure client CPU](bench/{png})")
+    if images:
+        out += images + [""]
+
+    # Targets.
+    s = ctx["summary"]
+
+    def why_not(ep, impl):
+        return next((w for (e, n, w) in skipped if e == ep and n == impl), None)
+
+    pub = get("azurite", "large", "publish", "ccr-ccr1", "throughput")
+    dl = get("azurite", "large", "download", "ccr-ccr1", "throughput")
+    if pub or dl:
+        for op, r, tgt, rows in (("publish", pub, "P3", [("raw-curl", P3_RAW), ("rclone-crypt", P3_PEER),
+                                                           ("sdk-cse", P3_PEER), ("sdk", P3_PEER)]),
+                                 ("download", dl, "P4", [("raw-curl", P4_RAW), ("rclone-crypt", P4_RCLONE)])):
+            if not r:
+                continue
+            for peer, need in rows:
+                pr = get("azurite", "large", op, peer, "throughput")
+                x = ratio(r, pr)
+                if x is None:
+                    continue
+                s.append([tgt, f"Azurite, large file: ccr1 {op} ÷ {peer} {op} ({num(r['median'])} vs "
+                          f"{num(pr['median'])} MB/s)", rtxt(x), f"≥ {need}x", verdict(x >= need)])
+    else:
+        why = why_not("azurite", "ccr-ccr1") or "no measurement in this run"
+        s.append(["P3", "ccr1 publish to Azurite", f"not measured: {why}", f"≥ {P3_RAW}x raw", verdict(None)])
+        s.append(["P4", "ccr1 download from Azurite", f"not measured: {why}", f"≥ {P4_RAW}x raw", verdict(None)])
+    npub = get("nginx", "large", "publish", "ccr-ccr1", "throughput")
+    ndl = get("nginx", "large", "download", "ccr-ccr1", "throughput")
+    best = {}
+    for op in AZURE_OPS:
+        cands = [(r["median"], k[4]) for k, r in by.items()
+                 if k[0] == "nginx" and k[1] == "large" and k[2] == op and k[3] == "ccr-ccr1" and k[5] == "throughput"]
+        if cands:
+            best[op] = max(cands)
+    for op, r, need in (("publish", npub, P5_PUB_MBPS), ("download", ndl, P5_GET_MBPS)):
+        if not r:
+            continue
+        extra = ""
+        if op in best and best[op][1] != AZURE_DEFAULT_CONNS:
+            extra = f"; best {num(best[op][0])} MB/s with --connections {best[op][1]}"
+        s.append(["P5", f"nginx, large file: ccr1 {op}, --connections {AZURE_DEFAULT_CONNS}{extra}",
+                  f"{num(r['median'])} MB/s", f"≥ {num(need)} MB/s", verdict(r["median"] >= need)])
+        cpu = get("nginx", "large", op, "ccr-ccr1", "cpu")
+        if cpu:
+            s.append(["P5", f"nginx, large file: ccr1 {op}: client CPU per GB", f"{cpu['median']:.2f} CPU-s/GB",
+                      f"≤ {P5_CPU} CPU-s/GB", verdict(cpu["median"] <= P5_CPU)])
+    if not (npub or ndl):
+        why = why_not("nginx", "ccr-ccr1")
+        if why:
+            s.append(["P5", "ccr1 publish / download over nginx", f"not measured: {why}",
+                      f"≥ {num(P5_PUB_MBPS)} / {num(P5_GET_MBPS)} MB/s", verdict(None)])
+    return out
+
 
 # ------------------------------------------------------------------------------------------------------
 # Generic section for suites without a renderer
@@ -582,7 +828,7 @@ def generic_section(suite, recs, ctx):
     return out
 
 
-SECTIONS = {"crypto": crypto_section, "file": file_section, "transfer": transfer_section}
+SECTIONS = {"crypto": crypto_section, "file": file_section, "transfer": transfer_section, "azure": azure_section}
 
 
 def table(hdr, rows):
