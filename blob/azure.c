@@ -900,6 +900,7 @@ static void gate_enter(struct gate *g)
 static void gate_leave(struct gate *g, uint64_t bytes)
 {
     pthread_mutex_lock(&g->mu);
+    unsigned before = g->limit;
     g->inflight--;
     g->bytes += bytes;
     double now = mono_now(), dt = now - g->t0;
@@ -910,11 +911,12 @@ static void gate_leave(struct gate *g, uint64_t bytes)
                 g->best_rate = rate;
                 g->best_limit = g->limit;
                 if (g->limit < g->max)
-                    g->limit = g->limit * 2 > g->max ? g->max : g->limit * 2;
+                    __atomic_store_n(&g->limit, g->limit * 2 > g->max ? g->max : g->limit * 2,
+                                     __ATOMIC_RELAXED);
                 else
                     g->settled = true;
             } else {
-                g->limit = g->best_limit;
+                __atomic_store_n(&g->limit, g->best_limit, __ATOMIC_RELAXED);
                 g->settled = true;
             }
         } else if (rate < g->best_rate / 2 && g->limit < g->max) {
@@ -924,7 +926,11 @@ static void gate_leave(struct gate *g, uint64_t bytes)
         g->bytes = 0;
         g->t0 = now;
     }
-    pthread_cond_broadcast(&g->cv);
+    /* one slot freed: wake one waiter (32 callers woken per request cost more CPU than the transfer) */
+    if (g->limit > before)
+        pthread_cond_broadcast(&g->cv);
+    else
+        pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
 }
 
@@ -1335,6 +1341,12 @@ static unsigned az_parallelism(const struct ccr_store *st)
     return ((const struct az_store *)(const void *)st)->conf.connections;
 }
 
+static unsigned az_concurrency_now(const struct ccr_store *st)
+{
+    const struct az_store *s = (const struct az_store *)(const void *)st;
+    return __atomic_load_n(&s->gate.limit, __ATOMIC_RELAXED); /* a hint: a stale value is harmless */
+}
+
 static void az_destroy(struct ccr_store *st)
 {
     struct az_store *s = AZ(st);
@@ -1368,6 +1380,7 @@ static const struct ccr_store_ops az_ops = {
     .del = az_del,
     .list = az_list,
     .parallelism = az_parallelism,
+    .concurrency_now = az_concurrency_now,
 };
 
 /* ----------------------------------------------------------------------------------------------------- */

@@ -41,6 +41,8 @@ struct ccr_store_ops {
                 size_t max_results, struct ccr_blob_page *out, struct ccr_err *err);
     /* ccr_store_parallelism; NULL means 0 (CPU-bound). */
     unsigned (*parallelism)(const struct ccr_store *s);
+    /* ccr_store_concurrency_now; NULL means parallelism. */
+    unsigned (*concurrency_now)(const struct ccr_store *s);
 };
 
 /* The common head of every store; backends allocate it (alone or inside a larger struct). */

@@ -233,6 +233,12 @@ static unsigned f_parallelism(const struct ccr_store *s)
     return f->inner->ops->parallelism ? f->inner->ops->parallelism(f->inner) : 0;
 }
 
+static unsigned f_concurrency_now(const struct ccr_store *s)
+{
+    const struct fault *f = s->impl;
+    return ccr_store_concurrency_now(f->inner);
+}
+
 static const struct ccr_store_ops fault_ops = {
     .scheme = "fault",
     .destroy = f_destroy,
@@ -243,6 +249,7 @@ static const struct ccr_store_ops fault_ops = {
     .get = f_get,
     .props = f_props,
     .parallelism = f_parallelism,
+    .concurrency_now = f_concurrency_now,
     .del = f_delete,
     .list = f_list,
 };

@@ -181,6 +181,11 @@ unsigned ccr_store_parallelism(const struct ccr_store *s)
     return s && s->ops->parallelism ? s->ops->parallelism(s) : 0;
 }
 
+unsigned ccr_store_concurrency_now(const struct ccr_store *s)
+{
+    return s && s->ops->concurrency_now ? s->ops->concurrency_now(s) : ccr_store_parallelism(s);
+}
+
 int ccr_store_open_opts(const char *url, const struct ccr_store_opts *opts, struct ccr_store **out,
                         struct ccr_err *err)
 {

@@ -134,9 +134,31 @@ static bool claim(struct sched *s, struct sched_job **out_job, uint64_t *out_uni
 struct sched_thread {
     struct sched *s;
     void *worker;
+    unsigned index;
     pthread_t tid;
     bool started;
 };
+
+/* Is there nothing left to claim (no unclaimed unit, no item to start)? */
+static bool drained(struct sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool d = !s->head && (s->next_item >= s->n_items || atomic_load(&s->fatal) != 0);
+    pthread_mutex_unlock(&s->mu);
+    return d;
+}
+
+/* Waits until the worker is admitted; false when the work ran out (or was cancelled) meanwhile. */
+static bool admitted(struct sched *s, unsigned index)
+{
+    while (!s->ops->admit(s->ctx, index)) {
+        if (drained(s) || sched_cancelled(s))
+            return false;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return true;
+}
 
 static void *worker_main(void *arg)
 {
@@ -144,7 +166,7 @@ static void *worker_main(void *arg)
     struct sched *s = t->s;
     struct sched_job *j;
     uint64_t u;
-    while (claim(s, &j, &u)) {
+    while ((!s->ops->admit || admitted(s, t->index)) && claim(s, &j, &u)) {
         struct ccr_err e;
         int64_t region = -1;
         ccr_err_clear(&e);
@@ -189,6 +211,7 @@ int sched_run(struct sched *s, void *workers, size_t stride, unsigned n_workers)
     pthread_mutex_lock(&s->mu);
     for (unsigned i = 0; i < n_workers; i++) {
         ts[i].s = s;
+        ts[i].index = i;
         ts[i].worker = (char *)workers + (size_t)i * stride;
         s->running++;
         if (pthread_create(&ts[i].tid, NULL, worker_main, &ts[i]) != 0) {

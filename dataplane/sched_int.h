@@ -54,6 +54,10 @@ struct sched_ops {
     void (*progress)(void *ctx);
     /* `count` items were never started because the run was cancelled (for progress accounting). */
     void (*skipped)(void *ctx, size_t count);
+    /* May worker `index` take work now? NULL: always. A worker told no sleeps a little and asks again
+     * (while work is left), so a run can use fewer of its workers than it started, e.g. while a remote
+     * store probes how many requests pay. Worker 0 must always be admitted. */
+    bool (*admit)(void *ctx, unsigned index);
 };
 
 struct sched {

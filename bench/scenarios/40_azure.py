@@ -79,7 +79,7 @@ PIECE = 4 * MiB           # raw curl: Put Block size (ccr's transfer unit)
 # asked for), which costs it more than the transfer; larger ranges skip that, so the ceiling uses them.
 GET_PIECE = 8 * MiB
 CONNS = 32                # every client's requests in flight against Azurite
-NGINX_CONNS = (8, 32, 64)
+NGINX_CONNS = ("auto", 8, 32)  # "auto": no --connections, the adaptive default
 ACCOUNT = "devstoreaccount1"
 HERE = os.path.dirname(os.path.abspath(__file__))
 INTEGRATION = os.path.join(B.ROOT, "tests", "integration")
@@ -598,11 +598,13 @@ class Ccr(Impl):
                   "AZURE_STORAGE_TOKEN_FILE", "AZURE_STORAGE_IDENTITY_ENDPOINT", "CCR_AZ_LANES"):
             env.pop(v, None)
         self.env = env
-        conns = connections or CONNS
+        # None (Azurite runs) and "auto" both run without --connections: adaptive, from 8 up to 32. The
+        # Azurite rows keep 32 (the ceiling) as their key, as the peers' rows do; nginx shows "auto".
+        conns = connections if connections is not None else CONNS
         self.params = {"mode": mode, "connections": conns, "memory": "512M (default)",
                        "threads": "default (max(online CPUs, connections))"}
         self.notes = (f"`ccr datastore upload|download --no-journal` of a {mode} datastore "
-                      f"(--connections {conns}{'' if connections else ', the default'}), SharedKey auth, default "
+                      f"({'--connections ' + str(conns) if isinstance(connections, int) else 'default connections: adaptive, 8 to 32'}), SharedKey auth, default "
                       "threads and memory budget")
         if mode == "none":
             self.notes += ("; its ranged GETs are exactly 4 MiB, which makes Azurite compute an MD5 of each answer "
@@ -624,7 +626,7 @@ class Ccr(Impl):
 
     def _run(self, ds, verb, *args):
         errfile = self.out + ".stderr"
-        extra = ["--connections", str(self.connections)] if self.connections else []
+        extra = ["--connections", str(self.connections)] if isinstance(self.connections, int) else []
         with open(self.out, "w", encoding="utf-8") as out, open(errfile, "w", encoding="utf-8") as err:
             m = B.run_measured(self.cmd(verb, self.dsname, *args, *extra, "--no-journal", "--quiet", "--json"),
                                check=False, env=self.env, stdout=out, stderr=err, timeout=ds.timeout)

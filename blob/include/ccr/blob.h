@@ -84,6 +84,14 @@ CCR_API CCR_WUR int ccr_store_open_opts(const char *url, const struct ccr_store_
  * keeps in flight (its connections).
  */
 CCR_API unsigned ccr_store_parallelism(const struct ccr_store *s);
+
+/*
+ * How many requests the store wants in flight right now: between 1 and ccr_store_parallelism when it
+ * adapts its concurrency to the throughput it sees (Azure without --connections), else
+ * ccr_store_parallelism. Callers with more threads than this park the rest, so that idle threads
+ * neither read, encrypt nor hold buffers ahead of the requests they could send.
+ */
+CCR_API unsigned ccr_store_concurrency_now(const struct ccr_store *s);
 CCR_API void ccr_store_close(struct ccr_store *s); /* accepts NULL */
 
 /* The store's canonical URL (e.g. file:///abs/path), owned by s. */
