@@ -27,6 +27,8 @@ static const char main_help[] =
     "  key unwrap            unwrap a wrapped DEK with the KEK's private key\n"
     "  kek new               create an RSA KEK (PKCS#8 PEM, mode 0600)\n"
     "  datastore VERB        datastores: add, list, show, remove, upload, download, verify, ls, rm\n"
+    "  mount NAME DIR        mount a datastore as a file system (read-only, or --read-write)\n"
+    "  unmount DIR           unmount it (files were stored when closed)\n"
     "  version               print the version of ccr and of OpenSSL\n"
     "\n"
     "Run 'ccr <command> --help' for a command's options and examples ('ccr help <command>' works too).\n"
@@ -301,7 +303,8 @@ static const struct {
     int (*fn)(int, char **);
 } commands[] = {
     {"encrypt", cmd_encrypt}, {"decrypt", cmd_decrypt}, {"inspect", cmd_inspect},     {"key", cmd_key},
-    {"kek", cmd_kek},         {"version", cmd_version}, {"datastore", cmd_datastore},
+    {"kek", cmd_kek},         {"version", cmd_version}, {"datastore", cmd_datastore}, {"mount", cmd_mount},
+    {"unmount", cmd_unmount},
 };
 
 static int dispatch(int argc, char **argv)

@@ -89,6 +89,8 @@ int cmd_decrypt(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_kek(int argc, char **argv);
+int cmd_mount(int argc, char **argv);   /* tools/ccr_mount.c */
+int cmd_unmount(int argc, char **argv); /* tools/ccr_mount.c */
 
 /* ----------------------------------------------------------------------------------------------------- */
 /* Datastores (tools/ccr_datastore.c: add/list/show/remove/ls/rm and the `datastore` dispatch;            */
