@@ -12,11 +12,16 @@ base_pkgs=(
   libssl-dev openssl liburing-dev libjemalloc-dev libcurl4-openssl-dev libexpat1-dev
   libfuse3-dev fuse3 libmicrohttpd-dev libsqlite3-dev libjansson-dev
   libcriterion-dev clang clang-format libclang-rt-14-dev
-  python3 python3-cryptography python3-azure nodejs npm
+  python3 python3-cryptography python3-azure
 )
 bench_pkgs=(gnuplot-nox rclone gocryptfs hyperfine time nginx-light)
 
 pkgs=("${base_pkgs[@]}")
+# Node.js and npm run Azurite for the tests. Any install will do (Debian's packages, or NodeSource's
+# nodejs, which bundles npm and conflicts with Debian's npm package): ask for them only when missing.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  pkgs+=(nodejs npm)
+fi
 case "$profile" in
   base) ;;
   bench) pkgs+=("${bench_pkgs[@]}") ;;
