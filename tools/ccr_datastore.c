@@ -192,28 +192,26 @@ static void unknown_ds(const char *cmd, const char *name)
     tool_err(cmd, NULL, "unknown datastore '%s' (see 'ccr datastore list')", name);
 }
 
-int tool_store_flag(const char *cmd, int c, const char *arg, struct tool_store_flags *sf)
+int tool_store_option(const char *cmd, int c, const char *arg, struct tool_store_flags *sf, char **argv)
 {
     switch (c) {
     case OPT_STORE_CA:
         sf->ca_file = arg;
-        return 1;
+        return EXIT_OK;
     case OPT_STORE_CONN: {
         char *end;
         errno = 0;
         unsigned long n = strtoul(arg, &end, 10);
-        if (end == arg || *end || errno || arg[0] == '-' || n < 1 || n > 1024) {
-            tool_usage(cmd, "invalid --connections '%s' (1 to 1024)", arg);
-            return -1;
-        }
+        if (end == arg || *end || errno || arg[0] == '-' || n < 1 || n > 1024)
+            return tool_usage(cmd, "invalid --connections '%s' (1 to 1024)", arg);
         sf->connections = (unsigned)n;
-        return 1;
+        return EXIT_OK;
     }
     case OPT_STORE_VERBOSE:
         sf->verbose = true;
-        return 1;
+        return EXIT_OK;
     default:
-        return 0;
+        return tool_bad_option(cmd, c, argv);
     }
 }
 
@@ -497,13 +495,10 @@ static int ds_add(int argc, char **argv)
         case 'h':
             fputs(add_help, stdout);
             return EXIT_OK;
-        default: {
-            int r = tool_store_flag(cmd, c, optarg, &sf);
-            if (r < 0)
+        default:
+            if (tool_store_option(cmd, c, optarg, &sf, argv) != EXIT_OK)
                 return EXIT_USAGE;
-            if (r == 0)
-                return tool_bad_option(cmd, c, argv);
-        }
+            break;
         }
     }
     for (int i = optind; i < argc; i++) {
@@ -962,13 +957,10 @@ static int ds_ls(int argc, char **argv)
         case 'h':
             fputs(ls_help, stdout);
             return EXIT_OK;
-        default: {
-            int r = tool_store_flag(cmd, c, optarg, &sf);
-            if (r < 0)
+        default:
+            if (tool_store_option(cmd, c, optarg, &sf, argv) != EXIT_OK)
                 return EXIT_USAGE;
-            if (r == 0)
-                return tool_bad_option(cmd, c, argv);
-        }
+            break;
         }
     }
     for (int i = optind; i < argc; i++) {

@@ -346,13 +346,10 @@ int cmd_mount(int argc, char **argv)
         case 'h':
             fputs(mount_help, stdout);
             return EXIT_OK;
-        default: {
-            int r = tool_store_flag(cmd, c, optarg, &sf);
-            if (r < 0)
+        default:
+            if (tool_store_option(cmd, c, optarg, &sf, argv) != EXIT_OK)
                 return EXIT_USAGE;
-            if (r == 0)
-                return tool_bad_option(cmd, c, argv);
-        }
+            break;
         }
     }
     for (int i = optind; i < argc; i++) {

@@ -136,8 +136,9 @@ enum { OPT_STORE_CA = 2000, OPT_STORE_CONN, OPT_STORE_VERBOSE };
     "                         --memory, growing while throughput grows)\n"                                 \
     "      --verbose          log every HTTP request (method, path, status, time; secrets redacted)\n"
 
-/* Handles option c if it is one of OPT_STORE_*: 1 handled, 0 not ours, -1 bad value (error printed). */
-int tool_store_flag(const char *cmd, int c, const char *arg, struct tool_store_flags *sf);
+/* Handles option c (getopt's answer) as one of OPT_STORE_*: EXIT_OK, or EXIT_USAGE after printing the
+ * error (a bad value, or an option that is not a store flag either: tool_bad_option). */
+int tool_store_option(const char *cmd, int c, const char *arg, struct tool_store_flags *sf, char **argv);
 
 /* The URL for display: a SAS query (the part from '?') is replaced by "?<SAS hidden>". */
 const char *tool_url_display(const char *url, char *buf, size_t len);

@@ -201,13 +201,10 @@ static int transfer_cmd(enum verb v, int argc, char **argv)
         case 'h':
             fputs(help, stdout);
             return EXIT_OK;
-        default: {
-            int r = tool_store_flag(cmd, c, optarg, &sf);
-            if (r < 0)
+        default:
+            if (tool_store_option(cmd, c, optarg, &sf, argv) != EXIT_OK)
                 return EXIT_USAGE;
-            if (r == 0)
-                return tool_bad_option(cmd, c, argv);
-        }
+            break;
         }
     }
     for (int i = optind; i < argc; i++) {
