@@ -21,8 +21,10 @@ deps:
 deps-bench:
 	tools/bootstrap.sh bench
 
+# STORE=azurite runs the datastore part against Azurite instead of the local store.
+STORE ?= local
 demo: deps build
-	tools/demo.sh $(BUILD)/tools/ccr
+	STORE=$(STORE) tools/demo.sh $(BUILD)/tools/ccr
 
 # Every test: the release build, then the unit/fuzz/integration suite again under ASan+UBSan
 # (leaving out the multi-GiB cases, which the release pass runs).

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # demo.sh - a guided tour of the `ccr` command on a small generated dataset.
 # Usage: tools/demo.sh path/to/ccr        (what `make demo` runs)
+#        STORE=azurite tools/demo.sh path/to/ccr   (the datastores in Azurite, the Azure storage emulator,
+#                                                   on a free loopback port: `make demo STORE=azurite`)
 # Every step checks its result; the script exits non-zero at the first step that misbehaves.
 set -euo pipefail
+
+STORE=${STORE:-local}
+case "$STORE" in
+    local | azurite) ;;
+    *) echo "demo: unknown STORE '$STORE' (local or azurite)" >&2; exit 1 ;;
+esac
 
 CCR=${1:-}
 if [[ -z "$CCR" || ! -x "$CCR" ]]; then
@@ -11,8 +19,13 @@ if [[ -z "$CCR" || ! -x "$CCR" ]]; then
 fi
 CCR=$(cd "$(dirname "$CCR")" && pwd)/$(basename "$CCR")
 
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccr-demo.XXXXXX")
-cleanup() { rm -rf "$WORK"; }
+AZURITE_PID=""
+cleanup() {
+    if [[ -n "$AZURITE_PID" ]]; then kill "$AZURITE_PID" 2>/dev/null || true; wait "$AZURITE_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 cd "$WORK"
 
@@ -117,7 +130,31 @@ run cmp dek.bin dek.unwrapped.bin
 [[ $("$CCR" key id --key dek.unwrapped.bin) == "$KEY_ID" ]] || fail "the unwrapped key has another id"
 echo "   the unwrapped key is the original DEK"
 
-step "Two data owners publish to datastores on the local store (a directory acting as blob storage)"
+if [[ "$STORE" == azurite ]]; then
+    step "Start Azurite, Microsoft's Azure Storage emulator, on a free loopback port (in memory)"
+    "$ROOT/tools/bootstrap-azurite.sh"
+    PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    mkdir -p "$WORK/azurite"
+    (cd "$WORK/azurite" && exec "$ROOT/tests/azurite/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 \
+        --blobPort "$PORT" --inMemoryPersistence --skipApiVersionCheck --disableTelemetry --silent \
+        > "$WORK/azurite/out.log" 2>&1) &
+    AZURITE_PID=$!
+    for _ in $(seq 1 300); do
+        if (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+        kill -0 "$AZURITE_PID" 2>/dev/null || fail "Azurite did not start: $(cat "$WORK/azurite/out.log")"
+        sleep 0.1
+    done
+    # the emulator's well-known development account and key (public, from its documentation)
+    export AZURE_STORAGE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    BASE="http://127.0.0.1:$PORT/devstoreaccount1"
+    echo "   Azurite listens on 127.0.0.1:$PORT; datastores are containers at $BASE/NAME (SharedKey)"
+    WHERE="Azurite (the Azure Blob protocol over HTTP)"
+else
+    BASE="$WORK/blobstore"
+    WHERE="the local store (a directory acting as blob storage)"
+fi
+
+step "Two data owners publish to datastores in $WHERE"
 export CCR_CONFIG="$WORK/ccr-config/config.json" XDG_STATE_HOME="$WORK/state"
 mkdir -p owners/alice/sales owners/bob/clinics
 for m in 01 02 03; do
@@ -130,15 +167,17 @@ done
 : > owners/bob/clinics/empty.csv
 echo "   alice: $(find owners/alice -type f | wc -l) files, bob: $(find owners/bob -type f | wc -l) files"
 echo "   Each owner gets a datastore with its own new key (the config and keys live in a temp dir here)."
-run "$CCR" datastore add alice-sales --url "$WORK/blobstore/alice-sales" --new-key
-run "$CCR" datastore add bob-clinics --url "$WORK/blobstore/bob-clinics" --mode cleanroom-cse --new-key
+run "$CCR" datastore add alice-sales --url "$BASE/alice-sales" --new-key
+run "$CCR" datastore add bob-clinics --url "$BASE/bob-clinics" --mode cleanroom-cse --new-key
 run "$CCR" datastore list
 
 step "Publish both datasets, encrypted on this machine (only ciphertext reaches the store)"
 run "$CCR" datastore upload alice-sales owners/alice --quiet
 run "$CCR" datastore upload bob-clinics owners/bob --quiet
-if grep -rq "2024-01," "$WORK/blobstore/alice-sales"; then fail "plaintext found in the store"; fi
-echo "   the store holds only ciphertext"
+if [[ "$STORE" == local ]]; then
+    if grep -rq "2024-01," "$WORK/blobstore/alice-sales"; then fail "plaintext found in the store"; fi
+    echo "   the store holds only ciphertext"
+fi
 echo "   Running the same upload again skips what is already published (resume journal):"
 "$CCR" datastore upload alice-sales owners/alice --json | tee up.json | sed 's/^/   /'
 grep -q '"resumed":4' up.json || fail "the re-run did not resume the 4 files"
