@@ -195,7 +195,8 @@ struct az_store {
     struct lane *lanes;
     unsigned n_lanes;
     atomic_uint rr;
-    atomic_uint_fast64_t req_counter;
+    atomic_uint_fast64_t req_counter; /* attempts sent (x-ms-client-request-id, ccr_store_get_stats) */
+    atomic_uint_fast64_t n_retries, n_failures;
     struct gate gate;
 };
 
@@ -720,6 +721,7 @@ static void attempt_done(struct lane *l, struct req *r, CURLcode cc)
     /* a bearer token that expired under us: fetch a new one once */
     if (cc == CURLE_OK && r->status == 401 && s->auth == AUTH_BEARER && !r->token_refreshed) {
         r->token_refreshed = true;
+        atomic_fetch_add_explicit(&s->n_retries, 1, memory_order_relaxed);
         az_token_invalidate(s->token);
         r->due = mono_now();
         retry_insert(l, r);
@@ -737,6 +739,7 @@ static void attempt_done(struct lane *l, struct req *r, CURLcode cc)
         if (r->retry_after_s && (uint64_t)r->retry_after_s * 1000 > d)
             d = (uint64_t)r->retry_after_s * 1000;
         r->due = mono_now() + (double)d / 1000.0;
+        atomic_fetch_add_explicit(&s->n_retries, 1, memory_order_relaxed);
         retry_insert(l, r);
         return;
     }
@@ -757,6 +760,7 @@ static void attempt_done(struct lane *l, struct req *r, CURLcode cc)
     } else if (r->status >= 200 && r->status < 300) {
         r->rc = 0;
     } else {
+        /* counted below with the transport failures */
         char code[64] = "", msg[256] = "";
         if (r->body_out && r->body_len_out)
             az_parse_error(r->body_out, r->body_len_out, code, sizeof(code), msg, sizeof(msg));
@@ -776,6 +780,8 @@ static void attempt_done(struct lane *l, struct req *r, CURLcode cc)
         snprintf(r->error_code, sizeof(r->error_code), "%s", code);
         r->rc = rc;
     }
+    if (r->rc)
+        atomic_fetch_add_explicit(&s->n_failures, 1, memory_order_relaxed);
     complete(r);
 }
 
@@ -1347,6 +1353,14 @@ static unsigned az_concurrency_now(const struct ccr_store *st)
     return __atomic_load_n(&s->gate.limit, __ATOMIC_RELAXED); /* a hint: a stale value is harmless */
 }
 
+static void az_stats(const struct ccr_store *st, struct ccr_store_stats *out)
+{
+    const struct az_store *s = (const void *)st;
+    out->requests = atomic_load_explicit(&s->req_counter, memory_order_relaxed);
+    out->retries = atomic_load_explicit(&s->n_retries, memory_order_relaxed);
+    out->failures = atomic_load_explicit(&s->n_failures, memory_order_relaxed);
+}
+
 static void az_destroy(struct ccr_store *st)
 {
     struct az_store *s = AZ(st);
@@ -1381,6 +1395,7 @@ static const struct ccr_store_ops az_ops = {
     .list = az_list,
     .parallelism = az_parallelism,
     .concurrency_now = az_concurrency_now,
+    .stats = az_stats,
 };
 
 /* ----------------------------------------------------------------------------------------------------- */

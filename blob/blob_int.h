@@ -43,6 +43,8 @@ struct ccr_store_ops {
     unsigned (*parallelism)(const struct ccr_store *s);
     /* ccr_store_concurrency_now; NULL means parallelism. */
     unsigned (*concurrency_now)(const struct ccr_store *s);
+    /* ccr_store_get_stats (out is zeroed first); NULL: all zero. */
+    void (*stats)(const struct ccr_store *s, struct ccr_store_stats *out);
 };
 
 /* The common head of every store; backends allocate it (alone or inside a larger struct). */

@@ -239,6 +239,12 @@ static unsigned f_concurrency_now(const struct ccr_store *s)
     return ccr_store_concurrency_now(f->inner);
 }
 
+static void f_stats(const struct ccr_store *s, struct ccr_store_stats *out)
+{
+    const struct fault *f = s->impl;
+    ccr_store_get_stats(f->inner, out);
+}
+
 static const struct ccr_store_ops fault_ops = {
     .scheme = "fault",
     .destroy = f_destroy,
@@ -250,6 +256,7 @@ static const struct ccr_store_ops fault_ops = {
     .props = f_props,
     .parallelism = f_parallelism,
     .concurrency_now = f_concurrency_now,
+    .stats = f_stats,
     .del = f_delete,
     .list = f_list,
 };

@@ -181,6 +181,13 @@ unsigned ccr_store_parallelism(const struct ccr_store *s)
     return s && s->ops->parallelism ? s->ops->parallelism(s) : 0;
 }
 
+void ccr_store_get_stats(const struct ccr_store *s, struct ccr_store_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s && s->ops->stats)
+        s->ops->stats(s, out);
+}
+
 unsigned ccr_store_concurrency_now(const struct ccr_store *s)
 {
     return s && s->ops->concurrency_now ? s->ops->concurrency_now(s) : ccr_store_parallelism(s);

@@ -1286,6 +1286,8 @@ static int stats_json(struct mnt *m, char *buf, size_t cap)
     json_quote(mp, sizeof(mp), m->mountpoint);
     json_quote(ds, sizeof(ds), m->o->ds->name ? m->o->ds->name : "");
     double over = s.bytes_read ? (double)s.bytes_fetched / (double)s.bytes_read : 0.0;
+    struct ccr_store_stats st;
+    ccr_store_get_stats(m->o->store, &st);
     int n = snprintf(
         buf, cap,
         "{\"pid\":%ld,\"mountpoint\":%s,\"datastore\":%s,\"writable\":%s,\"seconds\":%.3f,"
@@ -1293,11 +1295,13 @@ static int stats_json(struct mnt *m, char *buf, size_t cap)
         "\"cache_hits\":%" PRIu64 ",\"cache_misses\":%" PRIu64 ",\"prefetches\":%" PRIu64
         ",\"auth_failures\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ",\"bytes_uploaded\":%" PRIu64
         ",\"commits\":%" PRIu64 ",\"commit_failures\":%" PRIu64 ",\"list_requests\":%" PRIu64
-        ",\"memory_peak\":%" PRIu64 ",\"fuse_requests\":%" PRIu64 ",\"mounted\":%s}\n",
+        ",\"memory_peak\":%" PRIu64 ",\"fuse_requests\":%" PRIu64 ",\"store_requests\":%" PRIu64
+        ",\"store_retries\":%" PRIu64 ",\"mounted\":%s}\n",
         (long)getpid(), mp, ds, m->writable ? "true" : "false", (double)(realtime_ns() - m->start_ns) / 1e9,
         atomic_load(&m->open_files), s.bytes_read, s.bytes_fetched, over, s.cache_hits, s.cache_misses,
         s.prefetches, s.auth_failures, s.bytes_written, s.bytes_uploaded, s.commits, s.commit_failures,
-        s.list_requests, s.memory_peak, (uint64_t)atomic_load(&m->requests), m->mounted ? "true" : "false");
+        s.list_requests, s.memory_peak, (uint64_t)atomic_load(&m->requests), st.requests, st.retries,
+        m->mounted ? "true" : "false");
     return n > 0 && (size_t)n < cap ? n : -ENOSPC;
 }
 
@@ -1340,16 +1344,18 @@ static void log_summary(struct mnt *m, double seconds)
     struct ccr_volume_stats s;
     memset(&s, 0, sizeof(s));
     ccr_volume_get_stats(m->vol, &s);
+    struct ccr_store_stats st;
+    ccr_store_get_stats(m->o->store, &st);
     double over = s.bytes_read ? (double)s.bytes_fetched / (double)s.bytes_read : 0.0;
     ccr_log(CCR_LOG_INFO,
             "unmounted %s after %.1f s: read %" PRIu64 " bytes, fetched %" PRIu64
             " (over-read %.3f), cache hits %" PRIu64 ", misses %" PRIu64 ", prefetches %" PRIu64
             ", authentication failures %" PRIu64 "; written %" PRIu64 " bytes, uploaded %" PRIu64
             ", commits %" PRIu64 " (%" PRIu64 " failed); listing requests %" PRIu64 "; peak memory %" PRIu64
-            " bytes; %" PRIu64 " FUSE requests",
+            " bytes; %" PRIu64 " FUSE requests; store requests %" PRIu64 " (%" PRIu64 " retries)",
             m->mountpoint, seconds, s.bytes_read, s.bytes_fetched, over, s.cache_hits, s.cache_misses,
             s.prefetches, s.auth_failures, s.bytes_written, s.bytes_uploaded, s.commits, s.commit_failures,
-            s.list_requests, s.memory_peak, (uint64_t)atomic_load(&m->requests));
+            s.list_requests, s.memory_peak, (uint64_t)atomic_load(&m->requests), st.requests, st.retries);
 }
 
 /* The kernel's readahead for the mount (its bdi): as root, through sysfs. Best effort. */

@@ -37,6 +37,7 @@ static const char upload_help[] =
     "                         {\"command\":\"datastore "
     "upload\",\"datastore\":...,\"files\":N,\"resumed\":N,\n"
     "                          \"skipped\":N,\"bytes_in\":N,\"bytes_out\":N,\"seconds\":F,\"threads\":N,\n"
+    "                          \"requests\":N,\"retries\":N (HTTP stores; 0 for the local store),\n"
     "                          \"errors\":N,\"failed\":[{\"path\":...,\"error\":...}]}\n"
     "  -c, --config FILE      the config file\n" TOOL_STORE_HELP "  -h, --help             show this help\n"
     "\n"
@@ -126,15 +127,16 @@ static int parse_shard(const char *cmd, const char *s, unsigned *out_i, unsigned
 }
 
 static void print_json(const char *cmd, const char *ds, const struct ccr_transfer_result *r, int rc,
-                       const struct ccr_err *top)
+                       const struct ccr_err *top, const struct ccr_store_stats *st)
 {
     bool extra = rc != 0 && rc != -ECANCELED && r->errors == 0;
     printf("{\"command\":\"%s\",\"datastore\":", cmd);
     tool_json_str(stdout, ds);
     printf(",\"files\":%llu,\"resumed\":%llu,\"skipped\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,"
-           "\"seconds\":%.6f,\"threads\":%u,\"errors\":%llu,\"failed\":[",
+           "\"seconds\":%.6f,\"threads\":%u,\"requests\":%llu,\"retries\":%llu,\"errors\":%llu,\"failed\":[",
            (unsigned long long)r->files, (unsigned long long)r->resumed, (unsigned long long)r->skipped,
            (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, r->seconds, r->threads,
+           (unsigned long long)st->requests, (unsigned long long)st->retries,
            (unsigned long long)(r->errors + (extra ? 1 : 0)));
     tool_json_failures(r->failed, r->errors, extra ? top : NULL, rc);
 }
@@ -264,8 +266,13 @@ static int transfer_cmd(enum verb v, int argc, char **argv)
             fprintf(stderr, "; %llu skipped (see warnings)", (unsigned long long)r.skipped);
         fputc('\n', stderr);
     }
+    struct ccr_store_stats st;
+    ccr_store_get_stats(t.store, &st);
+    if (tty && st.retries)
+        fprintf(stderr, "ccr %s: %llu of %llu requests were retries (throttling or network errors)\n", cmd,
+                (unsigned long long)st.retries, (unsigned long long)st.requests);
     if (json)
-        print_json(cmd, pos[0], &r, rc, &e);
+        print_json(cmd, pos[0], &r, rc, &e, &st);
     ccr_transfer_result_fini(&r);
     tool_ds_close(&t);
     return tool_exit_code(rc);

@@ -427,8 +427,12 @@ class Faults(AzureCase):
             self.add("f", "%s/%s" % (p.endpoint(AZ.account), c), env=env)
             src = self.path("src")
             make_tree(src, small=120)
-            self.roundtrip("f", src, env=env)
-            return p.counts
+            up, down = self.roundtrip("f", src, env=env)
+            counts = p.counts
+            # every injected fault cost the client a retry, and the summaries say so
+            self.assertGreater(up["retries"] + down["retries"], 0, (up, down, counts))
+            self.assertGreaterEqual(up["requests"], up["files"])
+            return counts
 
     def test_503_with_and_without_retry_after(self):
         counts = self.fault_roundtrip({"503": 0.25}, retry_after=None)

@@ -92,6 +92,14 @@ CCR_API unsigned ccr_store_parallelism(const struct ccr_store *s);
  * neither read, encrypt nor hold buffers ahead of the requests they could send.
  */
 CCR_API unsigned ccr_store_concurrency_now(const struct ccr_store *s);
+
+/* Request counters since the store was opened (zero for stores that send no requests). */
+struct ccr_store_stats {
+    uint64_t requests; /* attempts sent, retries included */
+    uint64_t retries;  /* attempts that repeated an earlier one (throttling, resets, stalls, 5xx) */
+    uint64_t failures; /* requests that failed for good (after their retries) */
+};
+CCR_API void ccr_store_get_stats(const struct ccr_store *s, struct ccr_store_stats *out);
 CCR_API void ccr_store_close(struct ccr_store *s); /* accepts NULL */
 
 /* The store's canonical URL (e.g. file:///abs/path), owned by s. */
