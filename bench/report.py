@@ -24,6 +24,12 @@ TARGETS = {
     "P3": "publish to Azurite: >= 0.9x the raw unencrypted parallel-PUT ceiling; >= 2x rclone crypt and the Python SDK",
     "P4": "download + decrypt from Azurite: >= 0.8x the raw parallel-GET ceiling; >= 3x rclone crypt",
     "P5": "publish / download over the high-throughput endpoint: >= 1.5 / 2.0 GB/s; client CPU <= 0.8 CPU-s per GB",
+    "P6": "mount, sequential read, one reader, cold: buffered >= 1.0 GB/s and >= 1.1x gocryptfs; "
+          "O_DIRECT 1 MiB >= 2.5 GB/s",
+    "P7": "mount, sequential write, durable at close: >= 0.8 GB/s and >= 2x gocryptfs",
+    "P8": "mount, random 4 KiB reads, cold, 16 in flight, 5 ms added round trip: >= 1,500 IOPS; bytes fetched "
+          "per read <= one region",
+    "P11": "sequential over-read (bytes fetched / bytes read): <= 1.01",
     "P9": "memory: peak RSS <= budget + 64 MiB for any size or count of files (default budget 512 MiB)",
     "P10": "many small files (10,000 x 4 KiB): publish and download >= 3x rclone's files per second",
 }
@@ -36,6 +42,11 @@ P10_RCLONE = 3.0
 P3_RAW, P3_PEER = 0.9, 2.0
 P4_RAW, P4_RCLONE = 0.8, 3.0
 P5_PUB_MBPS, P5_GET_MBPS = 1500.0, 2000.0
+P6_BUF_MBPS, P6_GOCRYPTFS, P6_DIRECT_MBPS = 1000.0, 1.1, 2500.0
+P7_MBPS, P7_GOCRYPTFS = 800.0, 2.0
+P8_IOPS = 1500.0
+P8_FRAMING = 64  # bytes of framing a region may carry beside its data (nonce, tag) in "one region"
+P11_RATIO = 1.01
 
 SIZE_NAMES = {1 << 12: "4 KiB", 1 << 16: "64 KiB", 1 << 18: "256 KiB", 1 << 20: "1 MiB", 1 << 22: "4 MiB",
               1 << 24: "16 MiB"}
@@ -818,6 +829,144 @@ def azure_section(recs, ctx):
 # Generic section for suites without a renderer
 # ------------------------------------------------------------------------------------------------------
 
+# ------------------------------------------------------------------------------------------------------
+# Section: the FUSE mount (P6, P7, P8, P9, P11)
+# ------------------------------------------------------------------------------------------------------
+
+MOUNT_IMPLS = [("ccr-ccr1", "ccr mount (ccr1)"), ("gocryptfs", "gocryptfs"), ("rclone-crypt", "rclone mount (crypt)")]
+
+
+def mount_section(recs, ctx):
+    by, skipped = {}, []
+    for r in recs:
+        p = r.get("params", {})
+        if r.get("skipped"):
+            skipped.append(r)
+            continue
+        if "median" in r:
+            by[(r["scenario"], r["impl"], p.get("mode"), r["metric"])] = r
+
+    def get(sc, impl, metric, mode=None):
+        return by.get((sc, impl, mode, metric))
+
+    out = ["## The FUSE mount (P6, P7, P8, P9, P11)", ""]
+    for t in ("P6", "P7", "P8", "P11"):
+        out.append(f"> {t}: {TARGETS[t]}.")
+    out.append("")
+    size = next((r["params"].get("bytes") for k, r in by.items() if k[0] in ("seq-read", "seq-write")), None)
+    cold = next((r["params"].get("drop_caches") for k, r in by.items() if k[0] == "seq-read"), None)
+    out.append(
+        f"One file of {size_name(size) if size else '?'} on tmpfs, every implementation on the same data in the same "
+        "run. Sequential reads are cold: every run gets a fresh mount (" +
+        ("and `echo 1 > /proc/sys/vm/drop_caches` before it" if cold else "drop_caches was not permitted") +
+        "), then `dd if=MNT/data.bin of=/dev/null bs=1M`, buffered or with `iflag=direct`. Ours: `ccr mount` of a "
+        "ccr1 datastore (4 MiB regions) on the local store on tmpfs, default `--memory 512M --prefetch 64M`; "
+        "peers: gocryptfs (cipher dir on tmpfs) and `rclone mount --vfs-cache-mode off` of a crypt remote over a "
+        "tmpfs directory. Writes: `dd if=SRC of=MNT/out.bin bs=1M conv=fsync` (durable at close) into `ccr mount "
+        "--read-write` of an empty ccr1 datastore and into gocryptfs. CPU-s/GB is the mount daemon's own user + "
+        "system time (from /proc/PID/stat; for reads its whole life, mounting included), per 10^9 bytes; peak "
+        "RSS is its VmHWM just before unmount; over-read is ccr's bytes fetched ÷ bytes read (`--stats-file`). "
+        f"Each figure is {runs_phrase(recs)}; MB/s = 10^6 B/s.")
+    out.append("")
+    for r in skipped:
+        out.append(f"- **{r['impl']} not measured** ({r['scenario']}): {r['skipped']}")
+    if skipped:
+        out.append("")
+    s = ctx["summary"]
+
+    # Sequential reads and writes.
+    rows = []
+    for sc, modes in (("seq-read", ("buffered", "direct")), ("seq-write", (None,))):
+        for impl, label in MOUNT_IMPLS:
+            for mode in modes:
+                tp = get(sc, impl, "throughput", mode)
+                if not tp:
+                    continue
+                ov = get(sc, impl, "over_read", mode)
+                rows.append([label, "read" if sc == "seq-read" else "write (conv=fsync)", mode or "buffered",
+                             with_range(tp), with_range(get(sc, impl, "cpu", mode), 2),
+                             with_range(get(sc, impl, "peak_rss", mode)),
+                             with_range(ov, 4) if ov else "–"])
+    if rows:
+        out += ["### Sequential, one reader or writer (local store on tmpfs)", ""]
+        out += table(["Implementation", "Operation", "I/O", "MB/s", "daemon CPU-s/GB", "daemon peak RSS (MiB)",
+                      "over-read"], rows) + [""]
+        rrows = []
+        for peer in ("gocryptfs", "rclone-crypt"):
+            cells = [rtxt(ratio(get("seq-read", "ccr-ccr1", "throughput", m), get("seq-read", peer, "throughput", m)))
+                     for m in ("buffered", "direct")]
+            cells.append(rtxt(ratio(get("seq-write", "ccr-ccr1", "throughput"), get("seq-write", peer, "throughput"))))
+            if any(c != "–" for c in cells):
+                rrows.append([f"ccr ÷ {peer}"] + cells)
+        if rrows:
+            out += ["Ratios (MB/s, medians):", ""] + table(["", "read buffered", "read O_DIRECT", "write"], rrows)
+            out.append("")
+
+    # Random reads.
+    iops = get("rand-read", "ccr-ccr1", "iops")
+    if iops:
+        p = iops["params"]
+        fpr, fpm = get("rand-read", "ccr-ccr1", "fetched_per_read"), get("rand-read", "ccr-ccr1", "fetched_per_miss")
+        mpr = get("rand-read", "ccr-ccr1", "miss_per_read")
+        out += ["### Random 4 KiB reads over Azurite with 5 ms added per request", "",
+                f"`ccr mount` of a ccr1 datastore with {size_name(p.get('region_size', 0))} regions holding a "
+                f"{size_name(p.get('bytes', 0))} file, on in-memory Azurite behind the test proxy "
+                f"(tests/integration/faultproxy.py) adding {p.get('delay_ms')} ms to every request; "
+                f"{p.get('threads')} threads of O_DIRECT preads of 4 KiB at random aligned offsets for "
+                f"{p.get('seconds'):.0f} s, a fresh (cold) mount per run. O_DIRECT sends every read to the mount "
+                "(the page cache would otherwise soon answer them all); the region cache (`--memory`, default "
+                "512M) still warms up during a run, so the miss share below says how cold the run stayed.", ""]
+        out += table(["IOPS", "bytes fetched per read", "region-cache misses per read", "bytes fetched per miss",
+                      "daemon peak RSS (MiB)"],
+                     [[with_range(iops), with_range(fpr), with_range(mpr, 3), with_range(fpm),
+                       with_range(get("rand-read", "ccr-ccr1", "peak_rss"))]]) + [""]
+
+    # Targets.
+    buf, dio = get("seq-read", "ccr-ccr1", "throughput", "buffered"), get("seq-read", "ccr-ccr1", "throughput", "direct")
+    if buf:
+        s.append(["P6", "mount, cold sequential read, buffered, one reader", f"{num(buf['median'])} MB/s",
+                  f"≥ {num(P6_BUF_MBPS)} MB/s", verdict(buf["median"] >= P6_BUF_MBPS)])
+        x = ratio(buf, get("seq-read", "gocryptfs", "throughput", "buffered"))
+        s.append(["P6", "mount, cold sequential read, buffered: ccr ÷ gocryptfs", rtxt(x), f"≥ {P6_GOCRYPTFS}x",
+                  verdict(None if x is None else x >= P6_GOCRYPTFS)])
+    else:
+        s.append(["P6", "mount, cold sequential read", "not measured", f"≥ {num(P6_BUF_MBPS)} MB/s", verdict(None)])
+    if dio:
+        s.append(["P6", "mount, cold sequential read, O_DIRECT 1 MiB", f"{num(dio['median'])} MB/s",
+                  f"≥ {num(P6_DIRECT_MBPS)} MB/s", verdict(dio["median"] >= P6_DIRECT_MBPS)])
+    w = get("seq-write", "ccr-ccr1", "throughput")
+    if w:
+        s.append(["P7", "mount, sequential write, conv=fsync", f"{num(w['median'])} MB/s", f"≥ {num(P7_MBPS)} MB/s",
+                  verdict(w["median"] >= P7_MBPS)])
+        x = ratio(w, get("seq-write", "gocryptfs", "throughput"))
+        s.append(["P7", "mount, sequential write: ccr ÷ gocryptfs", rtxt(x), f"≥ {P7_GOCRYPTFS:.0f}x",
+                  verdict(None if x is None else x >= P7_GOCRYPTFS)])
+    else:
+        s.append(["P7", "mount, sequential write", "not measured", f"≥ {num(P7_MBPS)} MB/s", verdict(None)])
+    if iops:
+        s.append(["P8", "mount, random 4 KiB reads, 16 in flight, +5 ms (Azurite)", f"{num(iops['median'])} IOPS",
+                  f"≥ {num(P8_IOPS)} IOPS", verdict(iops["median"] >= P8_IOPS)])
+        region = iops["params"].get("region_size", 0)
+        worst = max(fpm["max"], fpr["max"]) if fpm and fpr else None
+        if worst is not None:
+            s.append(["P8", "mount, random reads: bytes fetched per read (per region-cache miss, worst run)",
+                      f"{num(fpr['median'])} B ({num(fpm['max'])} B per miss)",
+                      f"≤ one region ({size_name(region)})", verdict(fpm["max"] <= region + P8_FRAMING)])
+    else:
+        s.append(["P8", "mount, random 4 KiB reads", "not measured", f"≥ {num(P8_IOPS)} IOPS", verdict(None)])
+    ovs = [r for k, r in by.items() if k[0] == "seq-read" and k[1] == "ccr-ccr1" and k[3] == "over_read"]
+    if ovs:
+        worst = max(r["max"] for r in ovs)
+        s.append(["P11", "mount, sequential read over-read (bytes fetched ÷ read), worst run", f"{worst:.4f}",
+                  f"≤ {P11_RATIO}", verdict(worst <= P11_RATIO)])
+    rss = [r for k, r in by.items() if k[1] == "ccr-ccr1" and k[3] == "peak_rss"]
+    if rss:
+        worst = max(rss, key=lambda r: r["max"])
+        s.append(["P9", f"mount daemon, default budget: largest peak RSS ({worst['scenario']})",
+                  f"{worst['max']:.0f} MiB", f"≤ {P9_MIB} MiB", verdict(worst["max"] <= P9_MIB)])
+    return out
+
+
 def generic_section(suite, recs, ctx):
     out = [f"## Suite `{suite}`", "", f"(No dedicated section yet.) Each figure is {runs_phrase(recs)}.", ""]
     rows = []
@@ -832,7 +981,8 @@ def generic_section(suite, recs, ctx):
     return out
 
 
-SECTIONS = {"crypto": crypto_section, "file": file_section, "transfer": transfer_section, "azure": azure_section}
+SECTIONS = {"crypto": crypto_section, "file": file_section, "transfer": transfer_section, "azure": azure_section,
+            "mount": mount_section}
 
 
 def table(hdr, rows):
