@@ -298,3 +298,14 @@ def prefault(directory, size):
     warm = os.path.join(directory, "prefault.bin")
     run(["dd", "if=/dev/zero", f"of={warm}", "bs=1M", f"count={(size + MiB - 1) // MiB}", "status=none"])
     rm(warm)
+
+
+def proc_cpu(pid, gone=None):
+    """User + system CPU seconds of a live process (all its threads), from /proc/PID/stat; `gone` if it has
+    exited or cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return gone

@@ -139,13 +139,8 @@ def free_port():
 
 
 def proc_cpu(pid):
-    """User + system CPU seconds of a live process (all its threads), from /proc/PID/stat; 0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    """CPU seconds of a live process; 0 if it is gone."""
+    return B.proc_cpu(pid, 0.0)
 
 
 def children(pid):

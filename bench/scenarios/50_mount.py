@@ -88,12 +88,7 @@ def wait_gone(pid, timeout):
 
 
 def proc_cpu(pid):
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
+    return B.proc_cpu(pid)
 
 
 def vm_hwm_mib(pid):
