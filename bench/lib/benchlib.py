@@ -309,3 +309,16 @@ def proc_cpu(pid, gone=None):
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return gone
+
+
+def probe_tree(root):
+    """Writes the small tree the scenarios round-trip before measuring an implementation (a file of a few
+    units, a small one, an empty one in a subdirectory). Returns (files, bytes)."""
+    os.makedirs(os.path.join(root, "sub"))
+    big = 3 * (1 << 20) + 123
+    with open(os.path.join(root, "a.bin"), "wb") as f:
+        f.write(os.urandom(big))
+    with open(os.path.join(root, "sub", "b.bin"), "wb") as f:
+        f.write(os.urandom(4096))
+    open(os.path.join(root, "sub", "empty"), "wb").close()
+    return 3, big + 4096

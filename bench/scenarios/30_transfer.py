@@ -304,13 +304,7 @@ def ccr_probe(impl, work):
     root = os.path.join(work, "probe-src")
     dst = os.path.join(work, "probe-dst")
     try:
-        os.makedirs(os.path.join(root, "sub"))
-        with open(os.path.join(root, "a.bin"), "wb") as f:
-            f.write(os.urandom(3 * MiB + 123))
-        with open(os.path.join(root, "sub", "b.bin"), "wb") as f:
-            f.write(os.urandom(4096))
-        open(os.path.join(root, "sub", "empty"), "wb").close()
-        ds = Dataset("probe", root, 3, 3 * MiB + 123 + 4096)
+        ds = Dataset("probe", root, *B.probe_tree(root))
         ds.timeout = 120
         impl.upload(ds)
         impl.download(ds, dst)
