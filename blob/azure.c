@@ -59,7 +59,6 @@ struct conf {
     unsigned stall_s;       /* no byte moved for this long: the attempt failed */
     unsigned connections;   /* at most, over all lanes */
     unsigned lanes;
-    unsigned upload_buf; /* curl's upload buffer: bytes per send() of a body */
 };
 
 static unsigned env_uint(const char *name, unsigned dflt, unsigned lo, unsigned hi)
@@ -396,33 +395,6 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 /* one attempt                                                                                           */
 /* ----------------------------------------------------------------------------------------------------- */
 
-/* "sig=...", "se=..." values of a SAS are secrets: the display form keeps names only. */
-static void redact_query(const char *q, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (const char *p = q; *p && o + 1 < cap;) {
-        const char *amp = strchr(p, '&');
-        size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        const char *eq = memchr(p, '=', n);
-        bool secret = eq && ((eq - p == 3 && strncmp(p, "sig", 3) == 0));
-        size_t keep = secret ? (size_t)(eq - p) + 1 : n;
-        if (o + keep + 10 >= cap)
-            break;
-        if (o)
-            out[o++] = '&';
-        memcpy(out + o, p, keep);
-        o += keep;
-        if (secret) {
-            memcpy(out + o, "REDACTED", 8);
-            o += 8;
-        }
-        p += n;
-        if (*p == '&')
-            p++;
-    }
-    out[o] = '\0';
-}
-
 /* Builds the headers, signs, and starts the attempt on the lane's multi. 0 or -errno (err filled). */
 static int attempt_start(struct lane *l, struct req *r)
 {
@@ -535,7 +507,6 @@ static int attempt_start(struct lane *l, struct req *r)
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)s->conf.stall_s);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 512L * 1024);
-    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, (long)s->conf.upload_buf);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
@@ -671,8 +642,7 @@ static void trace_attempt(struct az_store *s, struct req *r, CURLcode cc)
 {
     if (!s->trace)
         return;
-    char q[QUERY_MAX];
-    redact_query(r->query, q, sizeof(q));
+    const char *q = r->query; /* ours alone: the SAS is appended to the URL, never to r->query */
     char line[PATH_MAX_ENC + QUERY_MAX + 256];
     double ms = (mono_now() - r->t_start) * 1000.0;
     size_t bytes = strcmp(r->method, "PUT") == 0 ? r->body_len : (r->rbuf ? r->got : r->body_len_out);
@@ -1508,7 +1478,6 @@ int ccr_azure_open(const char *url, const struct ccr_store_opts *opts, struct cc
     s->conf.connect_s = env_uint("CCR_AZ_CONNECT_TIMEOUT", 10, 1, 600);
     s->conf.stall_s = env_uint("CCR_AZ_STALL_TIMEOUT", 60, 1, 3600);
     s->conf.connections = opts && opts->connections ? opts->connections : DEFAULT_CONNS;
-    s->conf.upload_buf = env_uint("CCR_AZ_UPLOAD_BUFFER", 64 << 10, 16 << 10, 2 << 20);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned lanes = cpus > 0 ? (unsigned)cpus : 1;
     if (lanes > 4)

@@ -799,6 +799,23 @@ static bool keep_cache(struct mnt *m, fuse_ino_t ino, const char *path)
     return keep;
 }
 
+/* Opens path in the volume; on failure logs what is unexpected, frees path and replies the error (NULL). */
+static struct ccr_vfile *vopen_or_reply(fuse_req_t req, struct mnt *m, const char *what, char *path,
+                                        int vflags)
+{
+    struct ccr_vfile *vf = NULL;
+    struct ccr_err e;
+    ccr_err_clear(&e);
+    int rc = ccr_vfile_open(m->vol, path, vflags, &vf, &e);
+    if (rc == 0)
+        return vf;
+    if (!expected(rc))
+        log_fail(CCR_LOG_WARN, what, path, rc, &e);
+    ccr_free(path);
+    fuse_reply_err(req, -rc);
+    return NULL;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct mnt *m = M(req);
@@ -821,17 +838,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     int vflags = wr ? CCR_VOPEN_WRITE : CCR_VOPEN_READ;
     if (wr && (fi->flags & O_TRUNC))
         vflags |= CCR_VOPEN_TRUNC;
-    struct ccr_vfile *vf = NULL;
-    struct ccr_err e;
-    ccr_err_clear(&e);
-    rc = ccr_vfile_open(m->vol, path, vflags, &vf, &e);
-    if (rc) {
-        if (!expected(rc))
-            log_fail(CCR_LOG_WARN, "open", path, rc, &e);
-        ccr_free(path);
-        fuse_reply_err(req, -rc);
+    struct ccr_vfile *vf = vopen_or_reply(req, m, "open", path, vflags);
+    if (!vf)
         return;
-    }
     fi->keep_cache = (!wr || !(vflags & CCR_VOPEN_TRUNC)) && keep_cache(m, ino, path);
     fi->direct_io = 0;
     fi->noflush = !wr; /* nothing to commit: spare close() a round trip */
@@ -869,17 +878,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         vflags |= CCR_VOPEN_EXCL;
     if (fi->flags & O_TRUNC)
         vflags |= CCR_VOPEN_TRUNC;
-    struct ccr_vfile *vf = NULL;
-    struct ccr_err e;
-    ccr_err_clear(&e);
-    rc = ccr_vfile_open(m->vol, path, vflags, &vf, &e);
-    if (rc) {
-        if (!expected(rc))
-            log_fail(CCR_LOG_WARN, "create", path, rc, &e);
-        ccr_free(path);
-        fuse_reply_err(req, -rc);
+    struct ccr_vfile *vf = vopen_or_reply(req, m, "create", path, vflags);
+    if (!vf)
         return;
-    }
     uint64_t ino = remember(m, path, false);
     struct fhandle *h = ino ? handle_new(m, vf, true, ino, fi) : NULL;
     ccr_free(path);
