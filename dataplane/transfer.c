@@ -595,7 +595,7 @@ static int ensure_buf(struct tx_worker *w, size_t need, uint64_t *out_extra)
             alloc = grow;
         alloc = (alloc + BUF_GRAIN - 1) / BUF_GRAIN * BUF_GRAIN;
         if (alloc > r->unit_cap)
-            alloc = need > r->unit_cap ? need : (size_t)r->unit_cap;
+            alloc = (size_t)r->unit_cap; /* need <= unit_cap here (no extra) */
     }
     uint8_t *nb = ccr_alloc_aligned(BUF_ALIGN, alloc);
     if (!nb) {
