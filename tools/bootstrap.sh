@@ -10,7 +10,7 @@ profile=${1:-base}
 base_pkgs=(
   build-essential cmake pkg-config git
   libssl-dev openssl liburing-dev libjemalloc-dev libcurl4-openssl-dev libexpat1-dev
-  libfuse3-dev fuse3 libmicrohttpd-dev libsqlite3-dev libjansson-dev
+  libfuse3-dev fuse3 libmicrohttpd-dev libsqlite3-dev libjansson-dev libyaml-dev
   libcriterion-dev clang clang-format libclang-rt-14-dev
   python3 python3-cryptography python3-azure
 )

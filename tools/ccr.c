@@ -29,6 +29,8 @@ static const char main_help[] =
     "  datastore VERB        datastores: add, list, show, remove, upload, download, verify, ls, rm\n"
     "  mount NAME DIR        mount a datastore as a file system (read-only, or --read-write)\n"
     "  unmount DIR           unmount it (files were stored when closed)\n"
+    "  gov VERB              governance: members, proposals, contracts, consent, key release, audit\n"
+    "  spec VERB             write, merge and validate clean room specification fragments\n"
     "  version               print the version of ccr and of OpenSSL\n"
     "\n"
     "Run 'ccr <command> --help' for a command's options and examples ('ccr help <command>' works too).\n"
@@ -304,7 +306,7 @@ static const struct {
 } commands[] = {
     {"encrypt", cmd_encrypt}, {"decrypt", cmd_decrypt}, {"inspect", cmd_inspect},     {"key", cmd_key},
     {"kek", cmd_kek},         {"version", cmd_version}, {"datastore", cmd_datastore}, {"mount", cmd_mount},
-    {"unmount", cmd_unmount},
+    {"unmount", cmd_unmount}, {"gov", cmd_gov},         {"spec", cmd_spec},
 };
 
 static int dispatch(int argc, char **argv)
@@ -319,8 +321,8 @@ static int dispatch(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "ccr: missing command (encrypt, decrypt, inspect, key, kek, version)\n"
-                        "Try 'ccr --help' for more information.\n");
+        fprintf(stderr, "ccr: missing command\n"
+                        "Try 'ccr --help' for the list of commands.\n");
         return EXIT_USAGE;
     }
     const char *a = argv[1];

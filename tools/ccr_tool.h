@@ -91,6 +91,8 @@ int cmd_key(int argc, char **argv);
 int cmd_kek(int argc, char **argv);
 int cmd_mount(int argc, char **argv);   /* tools/ccr_mount.c */
 int cmd_unmount(int argc, char **argv); /* tools/ccr_mount.c */
+int cmd_gov(int argc, char **argv);     /* tools/ccr_gov*.c: `ccr gov ...` */
+int cmd_spec(int argc, char **argv);    /* tools/ccr_spec.c: `ccr spec ...` */
 
 /* ----------------------------------------------------------------------------------------------------- */
 /* Datastores (tools/ccr_datastore.c: add/list/show/remove/ls/rm and the `datastore` dispatch;            */
