@@ -33,12 +33,12 @@ struct ccr_gov_ident;
  * Refuses to overwrite (-EEXIST). On success *out_id (may be NULL) receives the member id (65 bytes with
  * the NUL).
  */
-CCR_API CCR_WUR int ccr_gov_ident_keygen(const char *dir, const char *name, char out_id[CCR_GOV_ID_HEX_LEN + 1],
-                                         struct ccr_err *err);
+CCR_API CCR_WUR int ccr_gov_ident_keygen(const char *dir, const char *name,
+                                         char out_id[CCR_GOV_ID_HEX_LEN + 1], struct ccr_err *err);
 
 /* Loads a certificate (PEM file) and, when key_path is non-NULL, its private key (PEM); checks they match. */
-CCR_API CCR_WUR int ccr_gov_ident_load(const char *cert_path, const char *key_path, struct ccr_gov_ident **out,
-                                       struct ccr_err *err);
+CCR_API CCR_WUR int ccr_gov_ident_load(const char *cert_path, const char *key_path,
+                                       struct ccr_gov_ident **out, struct ccr_err *err);
 
 /* Parses a certificate from PEM text (len bytes); rejects anything but an EC P-384 key. */
 CCR_API CCR_WUR int ccr_gov_ident_from_cert_pem(const char *pem, size_t len, struct ccr_gov_ident **out,
@@ -89,7 +89,8 @@ struct ccr_cose_hdr {
  * [protected bstr, unprotected {} , payload bstr, signature bstr(96: r||s)] in a malloc'ed buffer.
  */
 CCR_API CCR_WUR int ccr_cose_sign1(const struct ccr_gov_ident *signer, const struct ccr_cose_hdr *hdr,
-                                   const uint8_t *payload, size_t payload_len, uint8_t **out, size_t *out_len);
+                                   const uint8_t *payload, size_t payload_len, uint8_t **out,
+                                   size_t *out_len);
 
 /*
  * A parsed envelope. Pointers point into the buffer given to ccr_cose_parse (keep it alive); strings
@@ -120,7 +121,8 @@ struct ccr_cose_msg {
  * must have its type, unknown headers are ignored. -EBADMSG on anything malformed (err says what).
  * Never reads beyond len; safe on arbitrary input (fuzzed).
  */
-CCR_API CCR_WUR int ccr_cose_parse(const uint8_t *buf, size_t len, struct ccr_cose_msg *out, struct ccr_err *err);
+CCR_API CCR_WUR int ccr_cose_parse(const uint8_t *buf, size_t len, struct ccr_cose_msg *out,
+                                   struct ccr_err *err);
 
 /* Verifies msg's signature with the identity's public key. 0, or -EBADMSG for a bad signature. */
 CCR_API CCR_WUR int ccr_cose_verify(const struct ccr_cose_msg *msg, const struct ccr_gov_ident *signer,
@@ -150,9 +152,9 @@ CCR_API CCR_WUR int ccr_cose_verify_spki(const struct ccr_cose_msg *msg, struct 
 /*
  * Encrypts a secret to a clean room's public key (SPKI DER, P-384):
  *   a fresh service key pair (e, E); Z = ECDH(e, clean room key)
- *   K = HKDF-SHA256(ikm Z, salt empty, info "ccr-gov key release v1" || SHA-256(recipient SPKI DER)), 32 bytes
- *   ciphertext = AES-256-GCM(K, random 12-byte iv, aad, secret) || 16-byte tag
- * Outputs malloc'ed buffers: *out_epk (E as SPKI DER), *out_iv (12 bytes), *out_ct (secret_len + 16).
+ *   K = HKDF-SHA256(ikm Z, salt empty, info "ccr-gov key release v1" || SHA-256(recipient SPKI DER)), 32
+ * bytes ciphertext = AES-256-GCM(K, random 12-byte iv, aad, secret) || 16-byte tag Outputs malloc'ed buffers:
+ * *out_epk (E as SPKI DER), *out_iv (12 bytes), *out_ct (secret_len + 16).
  */
 struct ccr_gov_sealed {
     uint8_t *epk;
@@ -193,8 +195,8 @@ struct ccr_gov_claims {
  * verify checks the chain to AMD's root, the report signature, the TCB and policy fields, then fills
  * measurement from HOST_DATA (the hash of the deployment policy) and report_data from REPORT_DATA.
  */
-typedef int (*ccr_gov_verify_cb)(void *cb_arg, const uint8_t *evidence, size_t len, struct ccr_gov_claims *out,
-                                 struct ccr_err *err);
+typedef int (*ccr_gov_verify_cb)(void *cb_arg, const uint8_t *evidence, size_t len,
+                                 struct ccr_gov_claims *out, struct ccr_err *err);
 
 struct ccr_gov_verifier {
     const char *type; /* matched against the evidence's "type" */
@@ -216,8 +218,8 @@ CCR_API CCR_WUR int ccr_gov_evidence_virtual(const uint8_t measurement[CCR_GOV_M
 CCR_API CCR_WUR int ccr_gov_evidence_type(const uint8_t *evidence, size_t len, char *type, size_t cap);
 
 /* True when report_data binds spki: its first 32 bytes equal SHA-256(spki) and the rest are zero. */
-CCR_API bool ccr_gov_report_data_binds(const uint8_t report_data[CCR_GOV_REPORT_DATA_LEN], const uint8_t *spki,
-                                       size_t spki_len);
+CCR_API bool ccr_gov_report_data_binds(const uint8_t report_data[CCR_GOV_REPORT_DATA_LEN],
+                                       const uint8_t *spki, size_t spki_len);
 
 /* ===================================================================================================== */
 /* Small helpers shared by the service and the client                                                    */
