@@ -28,9 +28,9 @@ struct ccr_gov;
 typedef int64_t (*ccr_gov_now_cb)(void *cb_arg);
 
 struct ccr_gov_config {
-    const char *data_dir;      /* holds gov.db and sealing.key (created by ccr_gov_init_dir) */
-    bool allow_virtual;        /* accept the insecure virtual verifier (every release then marked virtual) */
-    unsigned max_skew_s;       /* accepted |created_at - now|; 0 means the default, 300 s */
+    const char *data_dir; /* holds gov.db and sealing.key (created by ccr_gov_init_dir) */
+    bool allow_virtual;   /* accept the insecure virtual verifier (every release then marked virtual) */
+    unsigned max_skew_s;  /* accepted |created_at - now|; 0 means the default, 300 s */
     const struct ccr_gov_verifier *verifiers; /* extra verifiers (e.g. SEV-SNP); may be NULL */
     size_t n_verifiers;
     ccr_gov_now_cb now; /* NULL: time() */
@@ -52,9 +52,9 @@ CCR_API void ccr_gov_close(struct ccr_gov *g); /* accepts NULL */
 
 /* One HTTP request as received. All fields borrowed for the call. */
 struct ccr_gov_request {
-    const char *method; /* "GET", "POST", "PUT", "DELETE" */
-    const char *path;   /* "/contracts/c1", without the query */
-    const char *query;  /* "state=open&from=3" without '?', or NULL */
+    const char *method;  /* "GET", "POST", "PUT", "DELETE" */
+    const char *path;    /* "/contracts/c1", without the query */
+    const char *query;   /* "state=open&from=3" without '?', or NULL */
     const uint8_t *body; /* POST/PUT: the COSE_Sign1 envelope; may be NULL for GET */
     size_t body_len;
     const char *sign_header; /* GET/DELETE: the "Ccr-Sign" header (base64url COSE_Sign1), or NULL */
