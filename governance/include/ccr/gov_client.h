@@ -18,15 +18,15 @@ struct ccr_gov_client;
 struct ccr_gov_client_config {
     const char *endpoint;     /* "https://host:port" or "http://127.0.0.1:port" */
     const char *service_cert; /* HTTPS: the service certificate (PEM file) to pin; required for https */
-    const struct ccr_gov_ident *member;    /* signs member requests; borrowed; may be NULL */
+    const struct ccr_gov_ident *member;     /* signs member requests; borrowed; may be NULL */
     const struct ccr_gov_ephkey *cleanroom; /* signs clean room requests; borrowed; may be NULL */
     const uint8_t *evidence;                /* the clean room's evidence (borrowed), with cleanroom */
     size_t evidence_len;
     unsigned timeout_s; /* 0: 30 */
 };
 
-CCR_API CCR_WUR int ccr_gov_client_create(const struct ccr_gov_client_config *cfg, struct ccr_gov_client **out,
-                                          struct ccr_err *err);
+CCR_API CCR_WUR int ccr_gov_client_create(const struct ccr_gov_client_config *cfg,
+                                          struct ccr_gov_client **out, struct ccr_err *err);
 CCR_API void ccr_gov_client_destroy(struct ccr_gov_client *c); /* accepts NULL */
 
 /*
@@ -48,12 +48,13 @@ struct ccr_gov_call {
     const char *proposal_id;
     bool unsigned_req;
 };
-CCR_API CCR_WUR int ccr_gov_client_call(struct ccr_gov_client *c, const struct ccr_gov_call *call, int *out_status,
-                                        json_t **out_body, struct ccr_err *err);
+CCR_API CCR_WUR int ccr_gov_client_call(struct ccr_gov_client *c, const struct ccr_gov_call *call,
+                                        int *out_status, json_t **out_body, struct ccr_err *err);
 
 /* Sends raw bytes as the body (tests of malformed and replayed envelopes): as ccr_gov_client_call. */
-CCR_API CCR_WUR int ccr_gov_client_send_raw(struct ccr_gov_client *c, const char *method, const char *path_query,
-                                            const uint8_t *body, size_t len, const char *sign_header,
-                                            int *out_status, json_t **out_body, struct ccr_err *err);
+CCR_API CCR_WUR int ccr_gov_client_send_raw(struct ccr_gov_client *c, const char *method,
+                                            const char *path_query, const uint8_t *body, size_t len,
+                                            const char *sign_header, int *out_status, json_t **out_body,
+                                            struct ccr_err *err);
 
 #endif
