@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# demo.sh - a guided tour of the `ccr` command on a small generated dataset.
+# demo.sh - a guided tour of `ccr` and `ccr-gov` on a small generated dataset: encryption, datastores,
+# governance (members, contract, consent, key release) and the clean room's mounts.
 # Usage: tools/demo.sh path/to/ccr        (what `make demo` runs)
 #        STORE=azurite tools/demo.sh path/to/ccr   (the datastores in Azurite, the Azure storage emulator,
 #                                                   on a free loopback port: `make demo STORE=azurite`)
@@ -198,35 +199,162 @@ run "$CCR" datastore download alice-sales alice-back --quiet
 run diff -r owners/alice alice-back
 echo "   identical"
 
+# ------------------------------------------------------------------------------------------------------------
+# Governance: the parties agree on what the clean room runs, and only that clean room gets the keys.
+# ------------------------------------------------------------------------------------------------------------
+CCR_GOV="$(dirname "$CCR")/ccr-gov"
+[[ -x "$CCR_GOV" ]] || fail "ccr-gov not found next to $CCR (build it: make build)"
+
+step "Three parties make their member identities: an operator, alice (data) and bob (results)"
+mkdir -p gov/keys
+for who in operator alice bob; do
+    run "$CCR" gov member keygen --name "$who" --out-dir gov/keys
+done
+[[ $(stat -c %a gov/keys/alice_privk.pem) == 600 ]] || fail "a member key is not mode 0600"
+
+step "The operator starts the governance service (virtual attestation: this machine has no TEE)"
+run "$CCR_GOV" init --data-dir gov/service --operator-cert gov/keys/operator_cert.pem
+"$CCR_GOV" serve --data-dir gov/service --port 0 --port-file gov/port --ready-file gov/ready \
+    --allow-virtual-attestation --log-file gov/requests.log 2> gov/serve.err &
+GOV_PID=$!
+trap 'kill "$GOV_PID" 2>/dev/null || true; cleanup' EXIT
+for _ in $(seq 1 200); do [[ -e gov/ready ]] && break; sleep 0.05; done
+[[ -e gov/ready ]] || fail "ccr-gov did not start: $(cat gov/serve.err)"
+export CCR_GOV_ENDPOINT="https://127.0.0.1:$(cat gov/port)" CCR_GOV_SERVICE_CERT="$WORK/gov/service/service_cert.pem"
+echo "   serving at $CCR_GOV_ENDPOINT; clients pin its certificate ($CCR_GOV_SERVICE_CERT)"
+OP=(--member gov/keys/operator) ALICE=(--member gov/keys/alice) BOB=(--member gov/keys/bob)
+# gov_as OP|ALICE|BOB ARGS...: runs `ccr gov ARGS` signed by that member's key.
+gov_as() { local -n who=$1; shift; run "$CCR" gov "$@" "${who[@]}"; }
+
+step "The operator proposes alice and bob as members; once accepted, each activates itself"
+gov_as OP member add --cert gov/keys/alice_cert.pem --name alice
+gov_as OP member add --cert gov/keys/bob_cert.pem --name bob
+for p in $("$CCR" gov proposal list --state open --json "${OP[@]}" | python3 -c \
+    'import json,sys; print(" ".join(p["proposal_id"] for p in json.load(sys.stdin)["proposals"]))'); do
+    gov_as OP proposal vote "$p" accept
+done
+gov_as ALICE member activate
+gov_as BOB member activate
+gov_as BOB member list
+
+step "Each owner wraps its datastore's DEK under a new RSA KEK of its own"
+echo "   (alice: her published sales data; bob: a new, empty datastore for the job's results)"
+run "$CCR" datastore add results --url "$BASE/results" --new-key
+CFG_DIR=$(dirname "$CCR_CONFIG")
+run "$CCR" kek new --out gov/alice-kek.pem --pub-out gov/alice-kek.pub.pem
+run "$CCR" key wrap --kek gov/alice-kek.pub.pem --key "$CFG_DIR/alice-sales.key" --out gov/sales.wrapped
+run "$CCR" kek new --out gov/bob-kek.pem --pub-out gov/bob-kek.pub.pem
+run "$CCR" key wrap --kek gov/bob-kek.pub.pem --key "$CFG_DIR/results.key" --out gov/results.wrapped
+
+step "Each party writes its fragment of the clean room specification; bob merges and validates them"
+run "$CCR" spec init gov/alice.yaml --party alice --member-cert gov/keys/alice_cert.pem
+run "$CCR" spec add-datasource gov/alice.yaml --name sales --datastore alice-sales --mount-path /mnt/remote/sales \
+    --kek-secret kek-alice --wrapped-dek @gov/sales.wrapped
+run "$CCR" spec init gov/bob.yaml --party bob --member-cert gov/keys/bob_cert.pem
+run "$CCR" spec add-datasink gov/bob.yaml --name results --datastore results --mount-path /mnt/remote/results \
+    --kek-secret kek-bob --wrapped-dek @gov/results.wrapped
+run "$CCR" spec add-application gov/bob.yaml --name compress --command gzip --arg -n --mount sales --mount results
+run "$CCR" spec set-network gov/bob.yaml --egress deny
+run "$CCR" spec merge gov/contract.yaml gov/alice.yaml gov/bob.yaml
+run "$CCR" spec validate gov/contract.yaml
+sed 's/^/   | /' gov/contract.yaml | cut -c 1-110
+
+step "The contract: alice creates it, proposes it, and all three members accept it"
+gov_as ALICE contract create c1 --spec gov/contract.yaml
+gov_as ALICE contract propose c1
+for who in OP ALICE BOB; do
+    gov_as "$who" contract vote c1 accept
+done
+"$CCR" gov contract show c1 --json "${BOB[@]}" | grep -q '"state": *"accepted"' || fail "contract c1 not accepted"
+
+step "The deployment spec the clean room will run, its measurement, and the policy allowing only that"
+gov_as OP deployment generate c1 --out gov/deployment.json
+gov_as OP deployment propose c1 --spec gov/deployment.json
+gov_as OP policy propose c1 --from-spec gov/deployment.json
+for p in $("$CCR" gov proposal list --state open --json "${OP[@]}" | python3 -c \
+    'import json,sys; print(" ".join(p["proposal_id"] for p in json.load(sys.stdin)["proposals"]))'); do
+    for who in OP ALICE BOB; do gov_as "$who" proposal vote "$p" accept; done
+done
+gov_as BOB policy show c1
+
+step "Alice and bob deposit their KEK private keys as contract secrets"
+gov_as ALICE secret deposit c1 kek-alice --file gov/alice-kek.pem
+gov_as BOB secret deposit c1 kek-bob --file gov/bob-kek.pem
+gov_as BOB secret list c1
+
+# The clean room's launcher: what it mounts comes from the deployment spec, its keys from ccr-gov.
+mount_field() { python3 -c 'import json,sys; m = next(m for m in json.load(open(sys.argv[1]))["mounts"] if m["name"] == sys.argv[2]); print(m[sys.argv[3]])' gov/deployment.json "$1" "$2"; }
+CR="$WORK/cleanroom"
+mkdir -p "$CR"
+DEP=(--deployment-spec gov/deployment.json)
+
+step "A member withdraws consent: the clean room may not start and gets no key"
+gov_as BOB execution disable c1
+set +e
+"$CCR" gov cleanroom consent c1 --action execution "${DEP[@]}" 2> err.txt
+rc=$?
+"$CCR" gov key release c1 --secret kek-alice "${DEP[@]}" --wrapped-dek "$(mount_field sales wrapped_dek)" \
+    --dek-out "$CR/refused.key" 2>> err.txt
+rc2=$?
+set -e
+sed 's/^/   stderr: /' err.txt
+[[ $rc == 3 && $rc2 == 3 && ! -e "$CR/refused.key" ]] || fail "consent or release was not refused ($rc, $rc2)"
+gov_as BOB execution enable c1
+
+step "The clean room asks for consent, then for its keys (encrypted to its ephemeral key, virtual evidence)"
+run "$CCR" gov cleanroom consent c1 --action execution "${DEP[@]}"
+run "$CCR" gov cleanroom event c1 --type started "${DEP[@]}"
+for m in sales results; do
+    run "$CCR" gov key release c1 --secret "$(mount_field $m kek_secret)" "${DEP[@]}" \
+        --wrapped-dek "$(mount_field $m wrapped_dek)" --dek-out "$CR/$m.key"
+done
+cmp -s "$CR/sales.key" "$CFG_DIR/alice-sales.key" || fail "the released sales DEK is not alice's DEK"
+echo "   the clean room now holds the two DEKs, and nobody else received them"
+export CCR_CONFIG="$CR/config.json"
+for m in sales results; do
+    run "$CCR" datastore add "$m" --url "$(mount_field $m url)" --mode "$(mount_field $m mode)" --key "$CR/$m.key"
+done
+
 if [[ -w /dev/fuse ]] && command -v fusermount3 >/dev/null 2>&1; then
-    step "The clean room's view: alice's data mounted read-only (decrypted on the fly), a datasink mounted read-write"
-    echo "   The job's results go to a datastore of their own, encrypted under the results owner's key."
-    run "$CCR" datastore add results --url "$BASE/results" --new-key
+    step "The clean room mounts sales read-only (decrypted on the fly) and results read-write, and runs the job"
     mkdir -p mnt/in mnt/out
     MOUNTED=()
     unmount_all() { for m in "${MOUNTED[@]}"; do "$CCR" unmount "$m" >/dev/null 2>&1 || fusermount3 -u -z "$m" 2>/dev/null || true; done; }
-    trap 'unmount_all; cleanup' EXIT
-    run "$CCR" mount alice-sales mnt/in --ready-file in.ready
+    trap 'unmount_all; kill "$GOV_PID" 2>/dev/null || true; cleanup' EXIT
+    run "$CCR" mount sales mnt/in --ready-file in.ready
     MOUNTED+=("$WORK/mnt/in")
     run "$CCR" mount results mnt/out --read-write --ready-file out.ready
     MOUNTED+=("$WORK/mnt/out")
     run ls -l mnt/in/sales
-    echo "   The job (here: compress every CSV of the input into the sink, like the platform's hello-world job):"
+    echo "   The job (compress every CSV of the input into the sink, like the platform's hello-world job):"
     echo "   \$ for f in mnt/in/sales/*.csv; do gzip -n -c \"\$f\" > mnt/out/\$(basename \"\$f\").gz; done"
     for f in mnt/in/sales/*.csv; do gzip -n -c "$f" > "mnt/out/$(basename "$f").gz"; done
     run "$CCR" unmount mnt/out
     run "$CCR" unmount mnt/in
     MOUNTED=()
-
-    step "The results owner downloads and decrypts the output, and checks it"
-    run "$CCR" datastore ls results --long
-    run "$CCR" datastore download results results-back --quiet
-    for f in owners/alice/sales/*.csv; do
-        gzip -n -c "$f" | cmp - "results-back/$(basename "$f").gz" || fail "result for $(basename "$f") differs"
-    done
-    echo "   every result equals the job run on the plaintext"
 else
-    printf '\n== (the mount part is skipped: no writable /dev/fuse or no fusermount3 on this machine)\n'
+    step "The clean room runs the job (no /dev/fuse here: it downloads, compresses and uploads instead of mounting)"
+    run "$CCR" datastore download sales cr-in --quiet
+    mkdir -p cr-out
+    for f in cr-in/sales/*.csv; do gzip -n -c "$f" > "cr-out/$(basename "$f").gz"; done
+    run "$CCR" datastore upload results cr-out --quiet
 fi
+run "$CCR" gov cleanroom event c1 --type finished --data '{"exit_code":0}' "${DEP[@]}"
+
+step "Bob, the results owner, downloads and decrypts the output with his own key, and checks it"
+export CCR_CONFIG="$CFG_DIR/config.json"
+run "$CCR" datastore ls results --long
+run "$CCR" datastore download results results-back --quiet
+for f in owners/alice/sales/*.csv; do
+    gzip -n -c "$f" | cmp - "results-back/$(basename "$f").gz" || fail "result for $(basename "$f") differs"
+done
+echo "   every result equals the job run on the plaintext"
+
+step "Any member reads the audit trail: the clean room's events, and the verified hash chain of every change"
+gov_as ALICE event list c1 --all
+gov_as ALICE audit verify
+kill "$GOV_PID"
+wait "$GOV_PID" || fail "ccr-gov did not stop cleanly"
+run "$CCR_GOV" verify --data-dir gov/service
 
 printf '\ndemo OK\n'
