@@ -1171,6 +1171,17 @@ static void committed(struct vwriter *w, struct vwstate *s, const struct ccr_blo
         s->pend_u0 = 0;
         s->sent_final = false;
         s->mode = W_BASE;
+    } else if (s->mode == W_STAGED && size == 0) {
+        /* An empty file was committed (a close of a dup'ed descriptor right after create, as dd and shells
+         * do, or touch): writes that follow are most likely sequential, so let them stream rather than
+         * stage the whole file and encrypt it twice. */
+        stage_free(w, s);
+        if (s->c1_ready)
+            ccr_ccr1_fini(&s->c1);
+        s->c1_ready = false;
+        s->pend_u0 = 0;
+        s->sent_final = false;
+        s->mode = W_STREAM;
     }
     atomic_fetch_add(&w->v->st.commits, 1);
     vns_committed(w->v, w, props, size);

@@ -180,6 +180,41 @@ Test(dataplane_vwrite, sequential_write_every_mode, .timeout = 180)
     free(data);
 }
 
+/* dd and shells create the file, close a dup'ed descriptor (a flush that commits the empty file), then
+ * write sequentially: the writes must still stream, not be staged and encrypted twice at the end. */
+Test(dataplane_vwrite, flush_of_empty_file_then_sequential_writes_stream, .timeout = 120)
+{
+    const uint64_t size = (24u << 20) + 777;
+    uint8_t *data = gen(size, 33);
+    for (size_t m = 0; m < NMODES; m++) {
+        struct wt t;
+        wt_setup(&t, modes[m].mode, modes[m].region);
+        wt_open(&t, 64 << 20);
+        struct ccr_vfile *f = wt_create(&t, "dd.bin");
+        struct ccr_err e;
+        cr_assert_eq(ccr_vfile_flush(f, &e), 0, "%s", e.msg);
+        struct ccr_volume_stats st0, st1;
+        ccr_volume_get_stats(t.v, &st0);
+        cr_assert_eq(st0.commits, 1, "the empty file is committed at the first flush");
+        cr_assert_eq(count_blobs(&t), 1);
+        for (uint64_t off = 0; off < size; off += 1 << 20)
+            wt_write(f, data, off, size - off < (1 << 20) ? (size_t)(size - off) : 1 << 20);
+        ccr_volume_get_stats(t.v, &st1);
+        cr_assert_gt(st1.bytes_uploaded, st0.bytes_uploaded + (8u << 20),
+                     "mode %s: blocks go out while writing after an empty commit (uploaded %llu)",
+                     ccr_mode_name(modes[m].mode),
+                     (unsigned long long)(st1.bytes_uploaded - st0.bytes_uploaded));
+        cr_assert_eq(ccr_vfile_close(f, &e), 0, "%s", e.msg);
+        ccr_volume_get_stats(t.v, &st1);
+        cr_assert_eq(st1.commits, 2);
+        cr_assert_lt(st1.bytes_uploaded - st0.bytes_uploaded, size + size / 8, "mode %s: encrypted once",
+                     ccr_mode_name(modes[m].mode));
+        wt_check_download(&t, "dd.bin", data, size);
+        wt_teardown(&t);
+    }
+    free(data);
+}
+
 Test(dataplane_vwrite, small_and_empty_files_every_mode, .timeout = 60)
 {
     uint8_t *data = gen(70000, 2);
