@@ -15,7 +15,8 @@
  * handle in sequential mode fetches the whole unit and keeps a window of the following units in flight
  * on the worker threads. Prefetched entries are "fresh" until read: prefetch never evicts fresh data, so
  * a window larger than memory cannot evict what the reader is about to use; a sequential reader moves
- * what it has finished reading to the cold end, so a file much larger than the budget cycles through it.
+ * what it has finished reading to the cold end (a few units late, see release()), so a file much larger than
+ * the budget cycles through it.
  *
  * The sequential detector. A read that starts near the end of the previous one (within a few times its
  * length, so that FUSE's concurrent, slightly reordered readahead still counts) extends a streak; any
@@ -718,13 +719,24 @@ static int acquire(struct ccr_volume *v, struct vblob *b, uint64_t k, uint64_t k
     }
 }
 
-/* Done copying from e; a sequential reader that finished it sends it to the cold end. */
+/* How far behind a sequential reader its finished entries go to the cold end: FUSE's readahead keeps
+ * several reads in flight on several threads, and one of them can arrive well after its neighbours. */
+#define COLD_LAG_UNITS 4
+
+/*
+ * Done copying from e. A sequential reader that finished e sends the entry COLD_LAG_UNITS units behind e to
+ * the cold end, not e itself: a late read of e's last bytes would otherwise find e evicted already and fetch
+ * its regions again (over-read). Entries closer than that stay where the LRU has them.
+ */
 static void release(struct ccr_volume *v, struct ventry *e, bool finished)
 {
     pthread_mutex_lock(&v->mu);
-    if (finished && e->linked && e->pins == 1) {
-        lru_unlink(v, e);
-        lru_push_tail(v, e);
+    const struct vlayout *l = &e->b->lay;
+    uint64_t lag = (uint64_t)COLD_LAG_UNITS * l->per_unit;
+    struct ventry *old = finished && e->r0 >= lag ? map_find(v, e->b, e->r0 - lag) : NULL;
+    if (old && old->linked && old->pins == 0 && old->state == E_READY && !old->fresh) {
+        lru_unlink(v, old);
+        lru_push_tail(v, old);
     }
     unpin_locked(v, e);
     pthread_mutex_unlock(&v->mu);
@@ -854,7 +866,12 @@ static bool detect(struct ccr_volume *v, struct vreader *r, uint64_t off, uint64
     if (seq != r->seq) {
         r->seq = seq;
         v->nseq += seq ? 1 : (unsigned)-1;
-        r->pf_next = 0;
+        /* A late read of FUSE's concurrent readahead can break the streak for a moment: a stream that
+         * resumes behind its window keeps it, so units already prefetched (and maybe read and evicted
+         * since) are not fetched again. A jump anywhere else starts a new window. */
+        uint64_t u = (off + len) / unit_plain + 1;
+        if (seq && (r->pf_next < u || r->pf_next > u + v->prefetch / unit_plain + 1))
+            r->pf_next = 0;
     }
     if (seq) {
         uint64_t ahead = off + len + window_bytes(v, r, unit_plain);

@@ -475,6 +475,38 @@ Test(dataplane_volume, file_larger_than_budget_stays_within_it, .timeout = 120)
     vt_teardown(&t);
 }
 
+/* FUSE's readahead runs several reads at once: some arrive early, beyond the detector's slack, and break the
+ * streak for a moment. The stream must resume with its window, not prefetch again what it already had. */
+Test(dataplane_volume, reordered_sequential_reads_do_not_over_read, .timeout = 120)
+{
+    struct vt t;
+    vt_setup(&t, CCR_MODE_CCR1, 0);
+    const uint64_t budget = 24u << 20, mib = 1u << 20, size = 96 * mib;
+    vt_write(&t, "r.bin", size, 14);
+    vt_publish(&t);
+    struct ccr_volume_opts o = {.memory = budget, .prefetch = 8 << 20};
+    vt_open(&t, &o);
+    struct ccr_vfile *f = vt_fopen(&t, "r.bin");
+    uint8_t *buf = malloc(mib);
+    /* Blocks of three 4 MiB units, read as: the third unit first (early, beyond the slack), then the first
+     * two. The early unit is finished, sent to the cold end and evicted; the late reads then resume the
+     * stream behind it, and must not prefetch it again. */
+    for (uint64_t blk = 0; blk < size / mib; blk += 12) {
+        for (uint64_t j = blk + 8; j < blk + 12; j++)
+            vt_check_read(f, size, 14, j * mib, mib, buf);
+        for (uint64_t j = blk; j < blk + 8; j++)
+            vt_check_read(f, size, 14, j * mib, mib, buf);
+    }
+    free(buf);
+    cr_assert_eq(ccr_vfile_close(f, NULL), 0);
+    struct ccr_volume_stats st;
+    ccr_volume_get_stats(t.v, &st);
+    cr_assert_eq(st.bytes_read, size);
+    cr_assert_leq((double)st.bytes_fetched / (double)st.bytes_read, 1.01, "fetched %llu for %llu read",
+                  (unsigned long long)st.bytes_fetched, (unsigned long long)st.bytes_read);
+    vt_teardown(&t);
+}
+
 Test(dataplane_volume, random_small_reads_fetch_one_region, .timeout = 120)
 {
     struct vt t;
