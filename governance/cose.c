@@ -439,3 +439,34 @@ int ccr_cose_verify_spki(const struct ccr_cose_msg *msg, struct ccr_err *err)
     EVP_PKEY_free(pkey);
     return rc;
 }
+
+/* ---- replay identity ---------------------------------------------------------------------------------- */
+
+/* The order n of P-384, big-endian. */
+static const uint8_t p384_order[ES384_HALF] = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc7, 0x63, 0x4d, 0x81, 0xf4, 0x37, 0x2d, 0xdf,
+    0x58, 0x1a, 0x0d, 0xb2, 0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec, 0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
+};
+
+void gov_cose_replay_id(const struct ccr_cose_msg *msg, uint8_t out[32])
+{
+    /* (r, s) and (r, n - s) are both valid ECDSA signatures of the same message: hash r with the
+     * smaller of s and n - s, so that a signature rewritten into its twin is still the same envelope. */
+    uint8_t sig[ES384_SIG_LEN] = {0};
+    if (msg->signature && msg->signature_len == ES384_SIG_LEN) {
+        memcpy(sig, msg->signature, ES384_SIG_LEN);
+        const uint8_t *s = sig + ES384_HALF;
+        uint8_t neg[ES384_HALF];
+        int borrow = 0;
+        for (int i = ES384_HALF - 1; i >= 0; i--) {
+            int d = (int)p384_order[i] - (int)s[i] - borrow;
+            borrow = d < 0;
+            neg[i] = (uint8_t)(d + (borrow ? 256 : 0));
+        }
+        /* s < n for any signature that verified; then n - s is in (0, n) */
+        if (!borrow && memcmp(neg, s, ES384_HALF) < 0)
+            memcpy(sig + ES384_HALF, neg, ES384_HALF);
+    }
+    ccr_gov_sha256(sig, sizeof(sig), out);
+}

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gov_crypto_int.h"
 #include "gov_int.h"
 
 /* ---- small helpers ------------------------------------------------------------------------------------- */
@@ -72,6 +73,13 @@ int gov_fail(struct gov_ctx *c, int status, const char *code, const char *fmt, .
     json_decref(c->answer);
     c->status = status;
     c->answer = error_body(code, msg);
+    if (!c->answer) {
+        /* the message echoes something the client sent that is not UTF-8 (a raw path, a header) */
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+                *p = '?';
+        c->answer = error_body(code, msg);
+    }
     return GOV_ANSWERED;
 }
 
@@ -128,6 +136,38 @@ bool gov_query(const struct gov_ctx *c, const char *key, char *buf, size_t cap)
         q = amp ? amp + 1 : NULL;
     }
     return false;
+}
+
+int gov_list_by_state(struct gov_ctx *c, const char *table, const char *name, const char *order,
+                      const char *const *states, json_t *(*view)(const json_t *row))
+{
+    char state[32], tail[128];
+    const char *args[1] = {state};
+    size_t n_args = 0;
+    if (gov_query(c, "state", state, sizeof(state))) {
+        size_t i = 0;
+        while (states[i] && strcmp(states[i], state) != 0)
+            i++;
+        if (!states[i]) {
+            char known[128] = "";
+            for (i = 0; states[i]; i++)
+                snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", i ? ", " : "",
+                         states[i]);
+            return gov_fail(c, 400, "BadRequest", "state=%s: use one of %s", state, known);
+        }
+        n_args = 1;
+    }
+    snprintf(tail, sizeof(tail), "%sORDER BY %s", n_args ? "WHERE state = ?1 " : "", order);
+    json_t *rows = NULL;
+    int rc = gov_rows_select(c, table, tail, args, n_args, &rows);
+    if (rc < 0)
+        return rc;
+    json_t *arr = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r) json_array_append_new(arr, view(r));
+    json_decref(rows);
+    return gov_ok(c, 200, json_pack("{s:o}", name, arr));
 }
 
 static bool parse_int(const char *s, int64_t *out)
@@ -412,7 +452,7 @@ static int auth_member(struct gov_ctx *c, const char *method, const char *path)
 static int check_replay(struct gov_ctx *c)
 {
     uint8_t h[32];
-    ccr_gov_sha256(c->msg.signature, c->msg.signature_len, h);
+    gov_cose_replay_id(&c->msg, h);
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(c->db, "DELETE FROM seen WHERE created_at < ?1", -1, &st, NULL);
     if (rc == SQLITE_OK) {
@@ -477,20 +517,44 @@ static int authenticate(struct gov_ctx *c, const uint8_t **env, size_t *env_len)
 
 #define MAX_SEG 8
 
+/* Splits path ("/a/b") into its segments in buf. A path is taken as sent, never normalised: an empty
+ * segment (a double or trailing slash), "." or "..", or a percent-encoded byte names no route. */
+static int split_path(const char *path, char *buf, size_t cap, char **seg, size_t *out_n)
+{
+    if (snprintf(buf, cap, "%s", path) >= (int)cap)
+        return -ENAMETOOLONG;
+    size_t n = 0;
+    char *p = buf + 1; /* after the leading '/' */
+    if (*p == '\0') {
+        *out_n = 0;
+        return 0;
+    }
+    for (;;) {
+        char *slash = strchr(p, '/');
+        if (slash)
+            *slash = '\0';
+        if (n == MAX_SEG || !*p || strcmp(p, ".") == 0 || strcmp(p, "..") == 0 || strchr(p, '%'))
+            return -EINVAL;
+        seg[n++] = p;
+        if (!slash)
+            break;
+        p = slash + 1;
+    }
+    *out_n = n;
+    return 0;
+}
+
 static int route(struct gov_ctx *c)
 {
     const char *method = c->req->method;
     char path[1024];
-    if (snprintf(path, sizeof(path), "%s", c->req->path) >= (int)sizeof(path))
-        return gov_fail(c, 404, "NotFound", "no such route (path too long)");
     char *seg[MAX_SEG];
     size_t n = 0;
-    char *save = NULL;
-    for (char *s = strtok_r(path, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
-        if (n == MAX_SEG)
-            return gov_fail(c, 404, "NotFound", "no route %s %s", method, c->req->path);
-        seg[n++] = s;
-    }
+    if (split_path(c->req->path, path, sizeof(path), seg, &n) < 0)
+        return gov_fail(c, 404, "NotFound",
+                        "no route %s %.200s (empty, dot or percent-encoded segments, or too long); see "
+                        "docs/governance.md for the routes",
+                        method, c->req->path);
     if (n == 0)
         return gov_fail(c, 404, "NotFound", "no route %s /", method);
     if (c->cleanroom) {
@@ -584,19 +648,25 @@ int ccr_gov_handle(struct ccr_gov *g, const struct ccr_gov_request *req, struct 
         pthread_mutex_unlock(&g->mu);
         goto done;
     }
-    sqlite3_exec(g->db, "SAVEPOINT route", NULL, NULL, NULL);
-    rc = route(&c);
+    rc = sqlite3_exec(g->db, "SAVEPOINT route", NULL, NULL, NULL) == SQLITE_OK
+             ? route(&c)
+             : gov_fail_db(&c, "open a savepoint");
     if (rc == 0 && json_array_size(c.rows) > 0) {
         char action[96];
         snprintf(action, sizeof(action), "%s %.80s", req->method, req->path);
         rc = gov_log_append(&c, NULL, action, NULL);
     }
-    if (rc < 0) {
-        sqlite3_exec(g->db, "ROLLBACK TO route", NULL, NULL, NULL);
-    }
-    sqlite3_exec(g->db, "RELEASE route", NULL, NULL, NULL);
-    if (sqlite3_exec(g->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        rc = gov_fail_db(&c, "commit the change");
+    if (rc < 0 && (rc != GOV_ANSWERED || !c.answer))
+        rc = gov_fail(&c, 500, "InternalError", "the request failed inside the service (%s)", strerror(-rc));
+    /* a route that failed leaves only the replay record (or, when it kept them, its refusal events); if
+     * even that cannot be arranged, nothing at all is committed */
+    bool abort_all =
+        rc < 0 && !c.keep && sqlite3_exec(g->db, "ROLLBACK TO route", NULL, NULL, NULL) != SQLITE_OK;
+    if (!abort_all && sqlite3_exec(g->db, "RELEASE route", NULL, NULL, NULL) != SQLITE_OK)
+        abort_all = true;
+    if (abort_all || sqlite3_exec(g->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        if (rc == 0 || c.status < 500)
+            gov_fail_db(&c, "commit the change");
         sqlite3_exec(g->db, "ROLLBACK", NULL, NULL, NULL);
     }
     pthread_mutex_unlock(&g->mu);

@@ -60,20 +60,75 @@ static int admitted(struct gov_ctx *c, const char *cid, json_t **out)
     return rc;
 }
 
-static int runtime_of(struct gov_ctx *c, const char *cid, const json_t *k, json_t **out_view)
+/* The execution switch of an admitted contract: true when enabled; reason says why (naming the first ten
+ * members that hold it disabled). */
+static int execution_state(struct gov_ctx *c, const char *cid, const json_t *k, bool *out_enabled,
+                           char *reason, size_t cap)
 {
     json_t *rt = NULL;
     int rc = gov_row_get(c, "runtime", cid, &rt);
     if (rc < 0 && rc != -ENOENT)
         return rc;
-    *out_view = gov_runtime_view(k, rt);
+    json_t *view = gov_runtime_view(k, rt);
     json_decref(rt);
-    return *out_view ? 0 : gov_fail(c, 500, "InternalError", "out of memory");
+    if (!view)
+        return gov_fail(c, 500, "InternalError", "out of memory");
+    json_t *ex = json_object_get(view, "execution");
+    bool enabled = json_is_true(json_object_get(ex, "enabled"));
+    if (enabled) {
+        snprintf(reason, cap, "execution is enabled");
+    } else {
+        json_t *held = json_object_get(ex, "disabled_by");
+        int n =
+            snprintf(reason, cap, "execution is disabled by member%s", json_array_size(held) > 1 ? "s" : "");
+        size_t i;
+        json_t *h;
+        json_array_foreach(held, i, h)
+        {
+            if (i == 10 || n < 0 || (size_t)n >= cap)
+                break;
+            n += snprintf(reason + n, cap - (size_t)n, "%s %s", i ? "," : "", json_string_value(h));
+        }
+    }
+    *out_enabled = enabled;
+    json_decref(view);
+    return 0;
+}
+
+/* An option (logging, telemetry) of an admitted contract. */
+static int option_state(struct gov_ctx *c, const char *cid, const char *option, bool *out_enabled)
+{
+    json_t *rt = NULL;
+    int rc = gov_row_get(c, "runtime", cid, &rt);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    const char *v = json_string_value(json_object_get(rt, option));
+    *out_enabled = v && strcmp(v, "enabled") == 0;
+    json_decref(rt);
+    return 0;
+}
+
+/* Records an event the service writes about the clean room; data (taken) is marked virtual when the
+ * evidence was. */
+static int service_event(struct gov_ctx *c, const char *cid, const char *type, json_t *data)
+{
+    if (!data)
+        return gov_fail(c, 500, "InternalError", "out of memory recording an event");
+    if (c->claims.insecure)
+        json_object_set_new(data, "virtual", json_true());
+    return gov_event_add(c, cid, type, data, NULL);
+}
+
+/* The event types only the service writes. */
+static bool service_event_type(const char *type)
+{
+    return strcmp(type, "consent") == 0 || strcmp(type, "key_released") == 0 ||
+           strcmp(type, "key_release_refused") == 0;
 }
 
 static int consent(struct gov_ctx *c)
 {
-    json_t *body = NULL, *k = NULL, *view = NULL;
+    json_t *body = NULL, *k = NULL;
     int rc = gov_body(c, &body);
     if (rc < 0)
         return rc;
@@ -82,43 +137,19 @@ static int consent(struct gov_ctx *c)
     if (!action || (strcmp(action, "execution") && strcmp(action, "logging") && strcmp(action, "telemetry")))
         return gov_fail(c, 400, "BadRequest", "consent needs \"action\": execution, logging or telemetry");
     rc = admitted(c, cid, &k);
-    if (rc == 0)
-        rc = runtime_of(c, cid, k, &view);
+    bool allowed = false;
+    char reason[1024];
+    if (rc == 0 && strcmp(action, "execution") == 0) {
+        rc = execution_state(c, cid, k, &allowed, reason, sizeof(reason));
+    } else if (rc == 0) {
+        rc = option_state(c, cid, action, &allowed);
+        snprintf(reason, sizeof(reason), "%s is %s by the members", action, allowed ? "enabled" : "disabled");
+    }
     json_decref(k);
     if (rc < 0)
         return rc;
-    bool allowed;
-    char reason[1024];
-    if (strcmp(action, "execution") == 0) {
-        json_t *ex = json_object_get(view, "execution");
-        allowed = json_is_true(json_object_get(ex, "enabled"));
-        if (allowed)
-            snprintf(reason, sizeof(reason), "execution is enabled");
-        else {
-            /* name the members holding it (the first ten) */
-            json_t *held = json_object_get(ex, "disabled_by");
-            int n = snprintf(reason, sizeof(reason), "execution is disabled by member%s",
-                             json_array_size(held) > 1 ? "s" : "");
-            size_t i;
-            json_t *h;
-            json_array_foreach(held, i, h)
-            {
-                if (i == 10 || n >= (int)sizeof(reason))
-                    break;
-                n += snprintf(reason + n, sizeof(reason) - (size_t)n, "%s %s", i ? "," : "",
-                              json_string_value(h));
-            }
-        }
-    } else {
-        const char *v = json_string_value(json_object_get(view, action));
-        allowed = v && strcmp(v, "enabled") == 0;
-        snprintf(reason, sizeof(reason), "%s is %s by the members", action, allowed ? "enabled" : "disabled");
-    }
-    json_decref(view);
-    json_t *data = json_pack("{s:s, s:b, s:s}", "action", action, "allowed", allowed, "reason", reason);
-    if (data && c->claims.insecure)
-        json_object_set_new(data, "virtual", json_true());
-    rc = gov_event_add(c, cid, "consent", data, NULL);
+    rc = service_event(c, cid, "consent",
+                       json_pack("{s:s, s:b, s:s}", "action", action, "allowed", allowed, "reason", reason));
     if (rc < 0)
         return rc;
     return gov_ok(c, 200, json_pack("{s:b, s:s}", "allowed", allowed, "reason", reason));
@@ -163,7 +194,7 @@ static int read_sealed(struct gov_ctx *c, const char *key, uint8_t **out, size_t
 
 static int key_release(struct gov_ctx *c)
 {
-    json_t *body = NULL, *k = NULL, *view = NULL;
+    json_t *body = NULL, *k = NULL;
     int rc = gov_body(c, &body);
     if (rc < 0)
         return rc;
@@ -172,19 +203,25 @@ static int key_release(struct gov_ctx *c)
     if (!gov_id_ok(name))
         return gov_fail(c, 400, "BadRequest", "key release needs \"secret\": the secret's name");
     rc = admitted(c, cid, &k);
+    bool enabled = false;
+    char reason[1024];
     if (rc == 0)
-        rc = runtime_of(c, cid, k, &view);
+        rc = execution_state(c, cid, k, &enabled, reason, sizeof(reason));
     json_decref(k);
     if (rc < 0)
         return rc;
-    bool enabled = json_is_true(json_object_get(json_object_get(view, "execution"), "enabled"));
-    json_decref(view);
-    if (!enabled)
-        return gov_fail(
-            c, 403, "ExecutionDisabled",
-            "execution of contract %s is disabled by a member; no key is released until every member "
-            "enables it",
-            cid);
+    if (!enabled) {
+        /* the refusal is an audit event like a refused consent: it stays although the answer is 403 */
+        rc = service_event(c, cid, "key_release_refused",
+                           json_pack("{s:s, s:s}", "secret", name, "reason", reason));
+        if (rc < 0)
+            return rc;
+        c->keep = true;
+        return gov_fail(c, 403, "ExecutionDisabled",
+                        "execution of contract %s is disabled by a member; no key is released until every "
+                        "member enables it",
+                        cid);
+    }
     char key[2 * GOV_ID_MAX + 2];
     snprintf(key, sizeof(key), "%s/%s", cid, name);
     uint8_t *sealed = NULL, *plain = NULL;
@@ -214,10 +251,7 @@ static int key_release(struct gov_ctx *c)
         rc = gov_fail(c, 500, "InternalError", "out of memory");
         goto out;
     }
-    json_t *data = json_pack("{s:s}", "secret", name);
-    if (data && c->claims.insecure)
-        json_object_set_new(data, "virtual", json_true());
-    rc = gov_event_add(c, cid, "key_released", data, NULL);
+    rc = service_event(c, cid, "key_released", json_pack("{s:s}", "secret", name));
     if (rc == 0)
         rc = gov_ok(c, 200,
                     json_pack("{s:b, s:s, s:s, s:s}", "virtual", c->claims.insecure, "epk", epk, "iv", iv,
@@ -238,11 +272,10 @@ static int cleanroom_event(struct gov_ctx *c)
     const char *cid = json_string_value(json_object_get(body, "contract_id"));
     const char *type = json_string_value(json_object_get(body, "type"));
     json_t *data = json_object_get(body, "data");
-    if (!type || !type[0] || strlen(type) > 64 || strcmp(type, "consent") == 0 ||
-        strcmp(type, "key_released") == 0)
+    if (!type || strlen(type) > 64 || !gov_id_ok(type) || service_event_type(type))
         return gov_fail(c, 400, "BadRequest",
-                        "an event needs \"type\" (1 to 64 bytes; consent and key_released "
-                        "are recorded by the service itself)");
+                        "an event needs \"type\": 1 to 64 of letters, digits, '.', '_', '-' (consent, "
+                        "key_released and key_release_refused are recorded by the service itself)");
     if (data && !json_is_object(data))
         return gov_fail(c, 400, "BadRequest", "an event's \"data\" must be a JSON object");
     rc = admitted(c, cid, NULL);

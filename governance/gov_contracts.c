@@ -34,10 +34,35 @@ static json_t *contract_view(const json_t *k)
                      json_object_get(k, "updated_at"));
 }
 
+static json_t *document_view(const json_t *d);
+
 static bool is_state(const json_t *row, const char *state)
 {
     const char *s = json_string_value(json_object_get(row, "state"));
     return s && strcmp(s, state) == 0;
+}
+
+/* Writes a draft (contract or document) row at the version it carries, logs "<action>" with its id and
+ * version, and answers view(row) with status. */
+static int draft_write(struct gov_ctx *c, const char *table, const char *idname, const char *id, json_t *row,
+                       const char *action, json_t *(*view)(const json_t *), int status)
+{
+    int rc = gov_row_put(c, table, id, row, NULL, 0);
+    if (rc == 0)
+        rc = gov_log_append(c, NULL, action,
+                            json_pack("{s:s, s:O}", idname, id, "version", json_object_get(row, "version")));
+    if (rc == 0)
+        rc = gov_ok(c, status, view(row));
+    return rc;
+}
+
+/* The next version of a draft row: version + 1, the new data, updated now. */
+static void draft_bump(struct gov_ctx *c, json_t *row, json_t *data)
+{
+    json_object_set_new(row, "version",
+                        json_integer(json_integer_value(json_object_get(row, "version")) + 1));
+    json_object_set(row, "data", data);
+    json_object_set_new(row, "updated_at", json_string(c->now_iso));
 }
 
 /* ---- contracts ----------------------------------------------------------------------------------------- */
@@ -63,12 +88,8 @@ static int contract_put(struct gov_ctx *c, const char *id)
                             id);
         k = json_pack("{s:s, s:i, s:s, s:O, s:n, s:s, s:s}", "contract_id", id, "version", 1, "state",
                       "draft", "data", data, "proposal_id", "created_by", c->actor, "updated_at", c->now_iso);
-        rc = gov_row_put(c, "contracts", id, k, NULL, 0);
-        if (rc == 0)
-            rc = gov_log_append(c, NULL, "contract.put",
-                                json_pack("{s:s, s:i}", "contract_id", id, "version", 1));
-        if (rc == 0)
-            rc = gov_ok(c, 201, contract_view(k));
+        rc = k ? draft_write(c, "contracts", "contract_id", id, k, "contract.put", contract_view, 201)
+               : gov_fail(c, 500, "InternalError", "out of memory");
         json_decref(k);
         return rc;
     }
@@ -87,41 +108,17 @@ static int contract_put(struct gov_ctx *c, const char *id)
                       "the current version",
                       id, (long long)cur, (long long)json_integer_value(ver));
     if (rc == 0) {
-        json_object_set_new(k, "version", json_integer(cur + 1));
-        json_object_set(k, "data", data);
-        json_object_set_new(k, "updated_at", json_string(c->now_iso));
-        rc = gov_row_put(c, "contracts", id, k, NULL, 0);
+        draft_bump(c, k, data);
+        rc = draft_write(c, "contracts", "contract_id", id, k, "contract.put", contract_view, 200);
     }
-    if (rc == 0)
-        rc = gov_log_append(c, NULL, "contract.put",
-                            json_pack("{s:s, s:I}", "contract_id", id, "version", (json_int_t)(cur + 1)));
-    if (rc == 0)
-        rc = gov_ok(c, 200, contract_view(k));
     json_decref(k);
     return rc;
 }
 
 static int contracts_list(struct gov_ctx *c)
 {
-    char state[32];
-    json_t *rows = NULL;
-    int rc;
-    if (gov_query(c, "state", state, sizeof(state))) {
-        if (strcmp(state, "draft") && strcmp(state, "proposed") && strcmp(state, "accepted"))
-            return gov_fail(c, 400, "BadRequest", "state=%s: use draft, proposed or accepted", state);
-        const char *args[] = {state};
-        rc = gov_rows_select(c, "contracts", "WHERE state = ?1 ORDER BY contract_id", args, 1, &rows);
-    } else {
-        rc = gov_rows_select(c, "contracts", "ORDER BY contract_id", NULL, 0, &rows);
-    }
-    if (rc < 0)
-        return rc;
-    json_t *arr = json_array();
-    size_t i;
-    json_t *r;
-    json_array_foreach(rows, i, r) json_array_append_new(arr, contract_view(r));
-    json_decref(rows);
-    return gov_ok(c, 200, json_pack("{s:o}", "contracts", arr));
+    static const char *const states[] = {"draft", "proposed", "accepted", NULL};
+    return gov_list_by_state(c, "contracts", "contracts", "contract_id", states, contract_view);
 }
 
 /* POST /contracts/{id}/propose and /documents/{id}/propose: a proposal with set_contract/set_document. */
@@ -273,6 +270,7 @@ static int secret_put(struct gov_ctx *c, const char *id, const char *name)
     if (n < 0 || (size_t)n > GOV_SECRET_MAX) {
         ccr_wipe(val, cap);
         ccr_free(val);
+        ccr_wipe((char *)b64, blen);
         return gov_fail(c, 400, "BadRequest",
                         n < 0 ? "\"value\" is not base64" : "the secret is over 64 KiB");
     }
@@ -293,6 +291,7 @@ static int secret_put(struct gov_ctx *c, const char *id, const char *name)
         rc = gov_fail(c, 500, "InternalError", "cannot seal the secret");
     ccr_wipe(val, cap);
     ccr_free(val);
+    ccr_wipe((char *)b64, blen); /* the payload's copy of the value (freed with the request) */
     json_t *row = NULL;
     if (rc == 0) {
         row = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", key, "contract_id", id, "name", name, "owner",
@@ -458,9 +457,12 @@ static int document_put(struct gov_ctx *c, const char *id)
     if (rc < 0)
         return rc;
     json_t *data = json_object_get(body, "data"), *ver = json_object_get(body, "version");
-    const char *cid = json_string_value(json_object_get(body, "contract_id"));
+    json_t *cidv = json_object_get(body, "contract_id");
+    const char *cid = json_string_value(cidv);
     if (!json_is_string(data))
         return gov_fail(c, 400, "BadRequest", "a document needs \"data\" (text)");
+    if (cidv && !gov_id_ok(cid))
+        return gov_fail(c, 400, "BadRequest", "\"contract_id\" must be a contract id (a string)");
     if (ver && !json_is_integer(ver))
         return gov_fail(c, 400, "BadRequest", "\"version\" must be an integer");
     rc = gov_row_get(c, "documents", id, &d);
@@ -479,12 +481,8 @@ static int document_put(struct gov_ctx *c, const char *id)
         d = json_pack("{s:s, s:s, s:i, s:s, s:O, s:n, s:s, s:s}", "document_id", id, "contract_id", cid,
                       "version", 1, "state", "draft", "data", data, "proposal_id", "created_by", c->actor,
                       "updated_at", c->now_iso);
-        rc = gov_row_put(c, "documents", id, d, NULL, 0);
-        if (rc == 0)
-            rc = gov_log_append(c, NULL, "document.put",
-                                json_pack("{s:s, s:i}", "document_id", id, "version", 1));
-        if (rc == 0)
-            rc = gov_ok(c, 201, document_view(d));
+        rc = d ? draft_write(c, "documents", "document_id", id, d, "document.put", document_view, 201)
+               : gov_fail(c, 500, "InternalError", "out of memory");
         json_decref(d);
         return rc;
     }
@@ -500,16 +498,9 @@ static int document_put(struct gov_ctx *c, const char *id)
                       "document %s is at version %lld; pass \"version\":%lld to update it", id,
                       (long long)cur, (long long)cur);
     if (rc == 0) {
-        json_object_set_new(d, "version", json_integer(cur + 1));
-        json_object_set(d, "data", data);
-        json_object_set_new(d, "updated_at", json_string(c->now_iso));
-        rc = gov_row_put(c, "documents", id, d, NULL, 0);
+        draft_bump(c, d, data);
+        rc = draft_write(c, "documents", "document_id", id, d, "document.put", document_view, 200);
     }
-    if (rc == 0)
-        rc = gov_log_append(c, NULL, "document.put",
-                            json_pack("{s:s, s:I}", "document_id", id, "version", (json_int_t)(cur + 1)));
-    if (rc == 0)
-        rc = gov_ok(c, 200, document_view(d));
     json_decref(d);
     return rc;
 }

@@ -35,4 +35,8 @@ EVP_PKEY *gov_p384_from_spki(const uint8_t *der, size_t len);
 /* SubjectPublicKeyInfo DER of pkey, malloc'ed. */
 int gov_pkey_spki(EVP_PKEY *pkey, uint8_t **out, size_t *out_len);
 
+/* The identity of an envelope for replay protection: SHA-256 of its signature with s normalised to the
+ * lower of s and n - s, so that the malleated twin (r, n - s) of a signature counts as the same one. */
+void gov_cose_replay_id(const struct ccr_cose_msg *msg, uint8_t out[32]);
+
 #endif

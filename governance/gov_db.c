@@ -123,7 +123,9 @@ int gov_db_schema(sqlite3 *db, char **errmsg)
         " actor TEXT NOT NULL, action TEXT NOT NULL, data TEXT NOT NULL, prev_hash TEXT NOT NULL,"
         " hash TEXT NOT NULL);"
         "CREATE TABLE IF NOT EXISTS seen (sig_hash BLOB PRIMARY KEY NOT NULL,"
-        " created_at INTEGER NOT NULL);",
+        " created_at INTEGER NOT NULL);"
+        /* every request prunes by time: without the index that is a scan of the whole cache */
+        "CREATE INDEX IF NOT EXISTS seen_by_time ON seen (created_at);",
         NULL, NULL, errmsg);
 }
 
@@ -737,6 +739,7 @@ int gov_secret_unseal(struct ccr_gov *g, const char *aad, const uint8_t *sealed,
     int rc = ccr_aead_open(g->aead, g->seal_key.b, sealed, aad, strlen(aad), sealed + CCR_GCM_IV_LEN, buf, n,
                            sealed + CCR_GCM_IV_LEN + n);
     if (rc < 0) {
+        ccr_wipe(buf, n); /* GCM decrypts before it checks the tag */
         ccr_free(buf);
         return rc;
     }

@@ -55,6 +55,7 @@ struct gov_ctx {
     char measurement_hex[2 * CCR_GOV_MEASUREMENT_LEN + 1];
     json_t *payload; /* the parsed JSON payload, or NULL (gov_body) */
     json_t *rows;    /* row images written since the last log entry */
+    bool keep;       /* an error answer that still commits what the route logged (a refusal event) */
     int status;      /* the answer */
     json_t *answer;
 };
@@ -72,6 +73,10 @@ int gov_ok(struct gov_ctx *c, int status, json_t *body);
 int gov_body(struct gov_ctx *c, json_t **out);
 /* A query parameter (NULL query or missing key: false). Value copied into buf (cap bytes). */
 bool gov_query(const struct gov_ctx *c, const char *key, char *buf, size_t cap);
+/* A collection with an optional ?state= filter (one of states, NULL-terminated; 400 otherwise): answers
+ * {"<name>":[view(row)...]} in the given order. */
+int gov_list_by_state(struct gov_ctx *c, const char *table, const char *name, const char *order,
+                      const char *const *states, json_t *(*view)(const json_t *row));
 /* Parses from=S&limit=N (defaults 1 and 100, limit <= 1000); 400 on bad values. */
 int gov_paging(struct gov_ctx *c, int64_t *out_from, int64_t *out_limit);
 

@@ -191,11 +191,11 @@ static int action_check(struct gov_ctx *c, const json_t *act, json_t **out_draft
     if (strcmp(name, "remove_member") == 0) {
         const char *mid = str_arg(args, "member_id");
         if (!mid)
-            return gov_fail(c, 400, "BadRequest", "remove_member needs args.member_id");
+            return gov_fail(c, 400, "BadRequest", "remove_member needs args.member_id (64 hex digits)");
         json_t *m = NULL;
-        rc = gov_row_get(c, "members", mid, &m);
+        rc = gov_hex64_ok(mid) ? gov_row_get(c, "members", mid, &m) : -ENOENT;
         if (rc == -ENOENT)
-            return gov_fail(c, 404, "NotFound", "remove_member: %s is not a member", mid);
+            return gov_fail(c, 404, "NotFound", "remove_member: %.64s is not a member", mid);
         if (rc == 0 && strcmp(json_string_value(json_object_get(m, "status")), "removed") == 0)
             rc = gov_fail(c, 400, "BadRequest", "remove_member: %s was already removed", mid);
         json_decref(m);
@@ -542,27 +542,8 @@ static int proposal_load(struct gov_ctx *c, const char *pid, json_t **out)
 
 static int proposals_list(struct gov_ctx *c)
 {
-    char state[32];
-    json_t *rows = NULL;
-    int rc;
-    if (gov_query(c, "state", state, sizeof(state))) {
-        if (strcmp(state, "open") && strcmp(state, "accepted") && strcmp(state, "rejected") &&
-            strcmp(state, "withdrawn"))
-            return gov_fail(c, 400, "BadRequest", "state=%s: use open, accepted, rejected or withdrawn",
-                            state);
-        const char *args[] = {state};
-        rc = gov_rows_select(c, "proposals", "WHERE state = ?1 ORDER BY n", args, 1, &rows);
-    } else {
-        rc = gov_rows_select(c, "proposals", "ORDER BY n", NULL, 0, &rows);
-    }
-    if (rc < 0)
-        return rc;
-    json_t *arr = json_array();
-    size_t i;
-    json_t *r;
-    json_array_foreach(rows, i, r) json_array_append_new(arr, proposal_view(r));
-    json_decref(rows);
-    return gov_ok(c, 200, json_pack("{s:o}", "proposals", arr));
+    static const char *const states[] = {"open", "accepted", "rejected", "withdrawn", NULL};
+    return gov_list_by_state(c, "proposals", "proposals", "n", states, proposal_view);
 }
 
 static int proposal_check_header(struct gov_ctx *c, const char *type, const char *pid)
