@@ -1175,13 +1175,7 @@ static void committed(struct vwriter *w, struct vwstate *s, const struct ccr_blo
         /* An empty file was committed (a close of a dup'ed descriptor right after create, as dd and shells
          * do, or touch): writes that follow are most likely sequential, so let them stream rather than
          * stage the whole file and encrypt it twice. */
-        stage_free(w, s);
-        if (s->c1_ready)
-            ccr_ccr1_fini(&s->c1);
-        s->c1_ready = false;
-        s->pend_u0 = 0;
-        s->sent_final = false;
-        s->mode = W_STREAM;
+        reset_stream(w, s);
     }
     atomic_fetch_add(&w->v->st.commits, 1);
     vns_committed(w->v, w, props, size);
