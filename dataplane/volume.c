@@ -1407,6 +1407,20 @@ int ccr_vfile_open(struct ccr_volume *v, const char *path, int flags, struct ccr
     return 0;
 }
 
+/* A read found the blob changed in the store: let the next open see the new version (once per handle). */
+static void stale_refresh(struct ccr_vfile *f)
+{
+    if (f->refreshed)
+        return;
+    char etag[CCR_ETAG_MAX];
+    pthread_mutex_lock(&f->v->ns_mu);
+    struct vnode *nd = ns_lookup(f->v->root, f->path);
+    snprintf(etag, sizeof(etag), "%s", nd && !nd->dir ? nd->props.etag : "");
+    pthread_mutex_unlock(&f->v->ns_mu);
+    refresh_blob(f->v, f->path, etag);
+    f->refreshed = true;
+}
+
 ssize_t ccr_vfile_read(struct ccr_vfile *f, void *buf, size_t len, uint64_t off, struct ccr_err *err)
 {
     ccr_err_clear(err);
@@ -1417,18 +1431,35 @@ ssize_t ccr_vfile_read(struct ccr_vfile *f, void *buf, size_t len, uint64_t off,
         n = vwriter_read(f->w, buf, len, off, err);
     } else {
         n = vreader_read(f->v, &f->rd, buf, len, off, err);
-        if (n == -ESTALE && !f->refreshed) {
-            /* the file changed: let the next open see the new version */
-            char etag[CCR_ETAG_MAX];
-            pthread_mutex_lock(&f->v->ns_mu);
-            struct vnode *nd = ns_lookup(f->v->root, f->path);
-            snprintf(etag, sizeof(etag), "%s", nd && !nd->dir ? nd->props.etag : "");
-            pthread_mutex_unlock(&f->v->ns_mu);
-            refresh_blob(f->v, f->path, etag);
-            f->refreshed = true;
-        }
+        if (n == -ESTALE)
+            stale_refresh(f);
     }
     return n < 0 ? at_path(err, f->path, (int)n) : n;
+}
+
+ssize_t ccr_vfile_read_ref(struct ccr_vfile *f, size_t len, uint64_t off, struct ccr_vref *ref,
+                           struct ccr_err *err)
+{
+    ccr_err_clear(err);
+    if (!f || !ref)
+        return ccr_err_set(err, -EINVAL, NULL, -1, "missing argument");
+    ref->niov = 0;
+    ref->npins = 0;
+    ref->v = f->v;
+    if (f->w)
+        return -ENOTSUP; /* a file being written is read from the writer's own buffers */
+    ssize_t n = vreader_read_ref(f->v, &f->rd, len, off, ref, err);
+    if (n == -E2BIG)
+        return n;
+    if (n == -ESTALE)
+        stale_refresh(f);
+    return n < 0 ? at_path(err, f->path, (int)n) : n;
+}
+
+void ccr_vref_release(struct ccr_vref *ref)
+{
+    if (ref && ref->v)
+        vreader_release(ref->v, ref);
 }
 
 ssize_t ccr_vfile_write(struct ccr_vfile *f, const void *buf, size_t len, uint64_t off, struct ccr_err *err)

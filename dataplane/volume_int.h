@@ -233,6 +233,10 @@ int vreader_open(struct ccr_volume *v, struct vreader *r, const char *blob, cons
                  struct ccr_err *err);
 ssize_t vreader_read(struct ccr_volume *v, struct vreader *r, void *buf, size_t len, uint64_t off,
                      struct ccr_err *err);
+/* vreader_read without the copy (ccr_vfile_read_ref); vreader_release gives back what ref pins. */
+ssize_t vreader_read_ref(struct ccr_volume *v, struct vreader *r, size_t len, uint64_t off,
+                         struct ccr_vref *ref, struct ccr_err *err);
+void vreader_release(struct ccr_volume *v, struct ccr_vref *ref);
 uint64_t vreader_size(const struct vreader *r);
 /* Waits for the handle's prefetch jobs and drops the blob. */
 void vreader_close(struct ccr_volume *v, struct vreader *r);

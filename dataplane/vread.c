@@ -371,14 +371,17 @@ static void unpin_locked(struct ccr_volume *v, struct ventry *e)
 
 int vcache_evict_one(struct ccr_volume *v, bool keep_fresh)
 {
+    /* Prefetched data nobody has read yet goes last, even for a demand read: evicting it is an over-read. */
     bool busy = false;
-    for (struct ventry *e = v->lru_tail; e; e = e->prev) {
-        if (e->pins || e->state != E_READY || (keep_fresh && e->fresh)) {
-            busy |= e->pins > 0 || e->state == E_FETCHING;
-            continue;
+    for (int pass = 0; pass < (keep_fresh ? 1 : 2); pass++) {
+        for (struct ventry *e = v->lru_tail; e; e = e->prev) {
+            if (e->pins || e->state != E_READY || (pass == 0 && e->fresh)) {
+                busy |= e->pins > 0 || e->state == E_FETCHING;
+                continue;
+            }
+            entry_free(v, e);
+            return 1;
         }
-        entry_free(v, e);
-        return 1;
     }
     return busy ? 0 : -1;
 }
@@ -724,15 +727,17 @@ static int acquire(struct ccr_volume *v, struct vblob *b, uint64_t k, uint64_t k
 #define COLD_LAG_UNITS 4
 
 /*
- * Done copying from e. A sequential reader that finished e sends the entry COLD_LAG_UNITS units behind e to
- * the cold end, not e itself: a late read of e's last bytes would otherwise find e evicted already and fetch
- * its regions again (over-read). Entries closer than that stay where the LRU has them.
+ * Done copying from e: drops the caller's pin. A sequential reader that finished e sends the
+ * entry COLD_LAG_UNITS units (fewer in a small budget) behind e to the cold end, not e itself: a late read of
+ * e's last bytes would otherwise find e evicted already and fetch its regions again (over-read). Entries
+ * closer than that stay where the LRU has them.
  */
 static void release(struct ccr_volume *v, struct ventry *e, bool finished)
 {
     pthread_mutex_lock(&v->mu);
     const struct vlayout *l = &e->b->lay;
-    uint64_t lag = (uint64_t)COLD_LAG_UNITS * l->per_unit;
+    uint64_t units = v->budget / vlay_unit_bytes(l) / 4; /* a small budget cannot keep four units back */
+    uint64_t lag = (units < 1 ? 1 : units > COLD_LAG_UNITS ? COLD_LAG_UNITS : units) * l->per_unit;
     struct ventry *old = finished && e->r0 >= lag ? map_find(v, e->b, e->r0 - lag) : NULL;
     if (old && old->linked && old->pins == 0 && old->state == E_READY && !old->fresh) {
         lru_unlink(v, old);
@@ -930,8 +935,12 @@ void vreader_close(struct ccr_volume *v, struct vreader *r)
     r->b = NULL;
 }
 
-/* Copies regions k.. of e that overlap [off, off + len) into buf; -EIO at a bad region. */
-static int copy_out(struct ventry *e, uint64_t *pos, uint64_t end, uint8_t *dst, struct ccr_err *err)
+/*
+ * Hands out the regions of e that overlap [*pos, end): copies them to *dst (advancing it), or, with ref,
+ * describes them as iovecs into e's buffer. -EIO at a bad region; -E2BIG when ref is full.
+ */
+static int copy_out(struct ventry *e, uint64_t *pos, uint64_t end, uint8_t **dst, struct ccr_vref *ref,
+                    struct ccr_err *err)
 {
     const struct vlayout *l = &e->b->lay;
     for (uint64_t k = *pos / l->rsize; k < e->r0 + e->n && *pos < end; k++) {
@@ -943,15 +952,23 @@ static int copy_out(struct ventry *e, uint64_t *pos, uint64_t end, uint8_t *dst,
         uint64_t n = vlay_plain_len(l, k) - inner;
         if (n > end - *pos)
             n = end - *pos;
-        memcpy(dst, e->buf + e->data_off + (k - e->r0) * l->stride + l->poff + inner, (size_t)n);
-        dst += n;
+        uint8_t *src = e->buf + e->data_off + (k - e->r0) * l->stride + l->poff + inner;
+        if (ref) {
+            if (ref->niov == CCR_VREF_MAX_IOV)
+                return -E2BIG;
+            ref->iov[ref->niov++] = (struct iovec){.iov_base = src, .iov_len = (size_t)n};
+        } else {
+            memcpy(*dst, src, (size_t)n);
+            *dst += n;
+        }
         *pos += n;
     }
     return 0;
 }
 
-ssize_t vreader_read(struct ccr_volume *v, struct vreader *r, void *buf, size_t len, uint64_t off,
-                     struct ccr_err *err)
+/* Reads [off, off + len) into buf, or, with ref, pins the entries and describes them (see copy_out). */
+static ssize_t read_common(struct ccr_volume *v, struct vreader *r, uint8_t *buf, size_t len, uint64_t off,
+                           struct ccr_vref *ref, struct ccr_err *err)
 {
     struct vblob *b = r->b;
     const struct vlayout *l = &b->lay;
@@ -970,17 +987,55 @@ ssize_t vreader_read(struct ccr_volume *v, struct vreader *r, void *buf, size_t 
         uint64_t ulast = unit_last_region(l, k);
         uint64_t kmax = seq || ulast < klast ? ulast : klast;
         struct ventry *e = NULL;
-        int rc = acquire(v, b, k, kmax, &e, &waited, err);
-        if (rc)
+        int rc = ref && ref->npins == CCR_VREF_MAX_PINS ? -E2BIG : acquire(v, b, k, kmax, &e, &waited, err);
+        if (rc == 0)
+            rc = copy_out(e, &pos, end, &buf, ref, err);
+        if (e) {
+            uint64_t e_end = (e->r0 + e->n) * l->rsize;
+            bool finished = seq && pos >= (e_end < l->plain ? e_end : l->plain);
+            if (ref && rc == 0) {
+                /* stays pinned until vreader_release, which then does what release() does */
+                ref->done[ref->npins] = finished;
+                ref->pins[ref->npins++] = e;
+            } else {
+                release(v, e, finished);
+            }
+        }
+        if (rc) {
+            if (ref)
+                vreader_release(v, ref);
             return rc;
-        uint64_t before = pos;
-        rc = copy_out(e, &pos, end, (uint8_t *)buf + (before - off), err);
-        uint64_t e_end = (e->r0 + e->n) * l->rsize;
-        release(v, e, seq && pos >= (e_end < l->plain ? e_end : l->plain));
-        if (rc)
-            return rc;
+        }
     }
     atomic_fetch_add(waited ? &v->st.cache_misses : &v->st.cache_hits, 1);
     atomic_fetch_add(&v->st.bytes_read, len);
     return (ssize_t)len;
+}
+
+ssize_t vreader_read(struct ccr_volume *v, struct vreader *r, void *buf, size_t len, uint64_t off,
+                     struct ccr_err *err)
+{
+    return read_common(v, r, buf, len, off, NULL, err);
+}
+
+/* Answers in place pin their entries until the reply is sent; a budget of only a few units needs its memory
+ * back at once (or prefetched units would be evicted before they are read), so it copies. */
+#define REF_MIN_UNITS 16
+
+ssize_t vreader_read_ref(struct ccr_volume *v, struct vreader *r, size_t len, uint64_t off,
+                         struct ccr_vref *ref, struct ccr_err *err)
+{
+    ref->niov = 0;
+    ref->npins = 0;
+    if (v->budget / vlay_unit_bytes(&r->b->lay) < REF_MIN_UNITS)
+        return -ENOTSUP;
+    return read_common(v, r, NULL, len, off, ref, err);
+}
+
+void vreader_release(struct ccr_volume *v, struct ccr_vref *ref)
+{
+    for (int i = 0; i < ref->npins; i++)
+        release(v, ref->pins[i], ref->done[i]);
+    ref->npins = 0;
+    ref->niov = 0;
 }

@@ -943,14 +943,31 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         fuse_reply_err(req, EINVAL);
         return;
     }
+    struct ccr_err e;
+    ccr_err_clear(&e);
+    /* Read-only data is answered from the region cache in place (no copy into a reply buffer); files being
+     * written, and ranges cut into too many pieces, take the copying path below. */
+    struct ccr_vref ref;
+    ssize_t rn = ccr_vfile_read_ref(h->vf, size, (uint64_t)off, &ref, &e);
+    if (rn >= 0) {
+        /* once replied, the file may be released on another thread: ref alone is released */
+        fuse_reply_iov(req, ref.iov, ref.niov);
+        ccr_vref_release(&ref);
+        return;
+    }
+    if (rn != -ENOTSUP && rn != -E2BIG) {
+        if (rn != -EIO && !expected((int)rn))
+            log_fail(CCR_LOG_WARN, "read", "", (int)rn, &e);
+        fuse_reply_err(req, (int)-rn);
+        return;
+    }
+    ccr_err_clear(&e);
     char *buf = size ? tbuf_get(m, size) : NULL;
     if (size && !buf) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
     size_t got = 0;
-    struct ccr_err e;
-    ccr_err_clear(&e);
     while (got < size) {
         ssize_t n = ccr_vfile_read(h->vf, buf + got, size - got, (uint64_t)off + got, &e);
         if (n < 0) {

@@ -295,10 +295,12 @@ class TestReadOnly(MountCase):
                 self.assertTrue(s["mounted"])
                 self.assertFalse(s["writable"])
                 # the kernel keeps the pages of an unchanged file across opens (keep_cache): a second
-                # pass is served without asking the daemon
+                # pass is served without asking the daemon (the kernel may still drop a page or two of its
+                # own accord, under memory pressure or at the file's partial last page)
                 self.assertEqual(read_all(m.p("big.bin")), want["big.bin"][1])
                 time.sleep(1.2)
-                self.assertEqual(m.stats_json()["bytes_read"], s["bytes_read"], "served from the page cache")
+                again = m.stats_json()["bytes_read"] - s["bytes_read"]
+                self.assertLessEqual(again, 16 * KiB, "served from the page cache: %d bytes asked again" % again)
                 # read-only: the kernel refuses changes
                 for fn in (lambda: open(m.p("new.bin"), "wb"), lambda: open(m.p("big.bin"), "r+b"),
                            lambda: os.mkdir(m.p("newdir")), lambda: os.unlink(m.p("a", "b", "c", "deep.txt"))):

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "ccr/blob.h"
 #include "ccr/common.h"
@@ -149,6 +150,32 @@ CCR_API CCR_WUR int ccr_vfile_open(struct ccr_volume *v, const char *path, int f
 /* Reads up to len bytes at off: the count (short only at end of file), or -EIO / -ESTALE / ... */
 CCR_API CCR_WUR ssize_t ccr_vfile_read(struct ccr_vfile *f, void *buf, size_t len, uint64_t off,
                                        struct ccr_err *err);
+
+/* A read answered in place: pieces of the region cache, pinned until ccr_vref_release. */
+#define CCR_VREF_MAX_IOV  64
+#define CCR_VREF_MAX_PINS 32
+struct ccr_vref {
+    struct iovec iov[CCR_VREF_MAX_IOV];
+    int niov;
+    void *pins[CCR_VREF_MAX_PINS]; /* the volume's */
+    bool done[CCR_VREF_MAX_PINS];
+    int npins;
+    struct ccr_volume *v;
+};
+
+/*
+ * Like ccr_vfile_read, without the copy: describes the plaintext of [off, off + len) (clamped at the end of
+ * the file) as pieces of the region cache in ref, which stay valid and unchanged until ccr_vref_release(ref)
+ * (which needs only ref and the volume: the file may be closed by then). Returns the byte count (0 at or past
+ * the end). Returns -ENOTSUP for a file open for writing or a volume whose memory budget holds fewer than 16
+ * transfer units (pinned pieces would hold up a small cache), and -E2BIG when the range is cut into more
+ * pieces than ref holds (nothing is then held): use ccr_vfile_read for those. Other errors as ccr_vfile_read.
+ */
+CCR_API CCR_WUR ssize_t ccr_vfile_read_ref(struct ccr_vfile *f, size_t len, uint64_t off,
+                                           struct ccr_vref *ref, struct ccr_err *err);
+
+/* Gives back what ccr_vfile_read_ref holds in ref (after a failed call, ref holds nothing). */
+CCR_API void ccr_vref_release(struct ccr_vref *ref);
 
 /*
  * Writes len bytes at off: len or -errno. Sequential writes (off == current end) are sealed and uploaded

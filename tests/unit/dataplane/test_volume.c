@@ -155,6 +155,84 @@ Test(dataplane_volume, sequential_read_every_mode, .timeout = 120)
     }
 }
 
+/* ccr_vfile_read_ref describes the same bytes as ccr_vfile_read, in place, pinned until released. */
+Test(dataplane_volume, read_ref_in_place_every_mode, .timeout = 120)
+{
+    const uint64_t size = (13u << 20) + 4321;
+    for (size_t m = 0; m < NMODES; m++) {
+        struct vt t;
+        vt_setup(&t, modes[m].mode, modes[m].region);
+        vt_write(&t, "z.bin", size, 15);
+        vt_publish(&t);
+        struct ccr_volume_opts o = {.memory = 80 << 20, .prefetch = 4 << 20, .writable = true};
+        vt_open(&t, &o);
+        struct ccr_vfile *f = vt_fopen(&t, "z.bin");
+        uint64_t s = 7 + m;
+        for (int i = 0; i < 300; i++) {
+            uint64_t off = i < 100 ? (uint64_t)i * (1u << 17) : rnd(&s) % (size + 1000);
+            size_t len = i < 100 ? 1u << 17 : (size_t)(rnd(&s) % (1u << 20)) + 1;
+            struct ccr_vref ref;
+            struct ccr_err e;
+            ssize_t n = ccr_vfile_read_ref(f, len, off, &ref, &e);
+            if (n == -E2BIG) {
+                cr_assert_eq(ref.npins, 0, "nothing held after -E2BIG");
+                continue;
+            }
+            uint64_t want = off >= size ? 0 : (size - off < len ? size - off : len);
+            cr_assert_eq(n, (ssize_t)want, "mode %s: read_ref at %llu: %zd (%s)",
+                         ccr_mode_name(modes[m].mode), (unsigned long long)off, n, e.msg);
+            uint64_t p = off;
+            for (int k = 0; k < ref.niov; k++) {
+                const uint8_t *b = ref.iov[k].iov_base;
+                for (size_t j = 0; j < ref.iov[k].iov_len; j++, p++)
+                    if (b[j] != dp_byte(p, 15))
+                        cr_assert_fail("mode %s: byte %llu differs", ccr_mode_name(modes[m].mode),
+                                       (unsigned long long)p);
+            }
+            cr_assert_eq(p, off + want, "the pieces cover the range exactly");
+            ccr_vref_release(&ref);
+        }
+        /* more pieces than a ref holds: 64 KiB regions, 8 MiB */
+        if (modes[m].region == (64 << 10)) {
+            struct ccr_vref ref;
+            cr_assert_eq(ccr_vfile_read_ref(f, 8u << 20, 0, &ref, NULL), -E2BIG);
+            cr_assert_eq(ref.npins, 0);
+        }
+        cr_assert_eq(ccr_vfile_close(f, NULL), 0);
+        struct ccr_volume_stats st;
+        ccr_volume_get_stats(t.v, &st);
+        cr_assert_leq(st.memory_peak, 80u << 20, "pins released: the budget held (%llu)",
+                      (unsigned long long)st.memory_peak);
+        /* a file open for writing is read by copy */
+        struct ccr_vfile *w = NULL;
+        struct ccr_err e;
+        cr_assert_eq(ccr_vfile_open(t.v, "new.bin", CCR_VOPEN_WRITE | CCR_VOPEN_CREATE, &w, &e), 0, "%s",
+                     e.msg);
+        struct ccr_vref wref;
+        cr_assert_eq(ccr_vfile_read_ref(w, 10, 0, &wref, NULL), -ENOTSUP);
+        cr_assert_eq(ccr_vfile_close(w, NULL), 0);
+        vt_teardown(&t);
+    }
+}
+
+Test(dataplane_volume, read_ref_copies_in_a_small_budget, .timeout = 60)
+{
+    struct vt t;
+    vt_setup(&t, CCR_MODE_CCR1, 0);
+    vt_write(&t, "y.bin", 5u << 20, 16);
+    vt_publish(&t);
+    struct ccr_volume_opts o = {.memory = 16 << 20};
+    vt_open(&t, &o);
+    struct ccr_vfile *f = vt_fopen(&t, "y.bin");
+    struct ccr_vref ref;
+    cr_assert_eq(ccr_vfile_read_ref(f, 4096, 0, &ref, NULL), -ENOTSUP, "16 MiB holds 4 units: copy");
+    cr_assert_eq(ref.npins, 0);
+    uint8_t buf[4096];
+    vt_check_read(f, 5u << 20, 16, 0, sizeof(buf), buf);
+    cr_assert_eq(ccr_vfile_close(f, NULL), 0);
+    vt_teardown(&t);
+}
+
 Test(dataplane_volume, random_reads_every_mode, .timeout = 120)
 {
     const uint64_t size = (9u << 20) + 777;
