@@ -2,11 +2,10 @@
  * ident.c - member identities: an EC P-384 key and a self-signed X.509 certificate, as PEM files.
  *
  * The member id is the lowercase hex SHA-256 of the certificate's DER: it names the certificate, so a
- * member who makes a new key is a new member. Key files are written like crypto/'s key files: a
- * temporary file created O_EXCL with mode 0600 in the target's directory, fsynced, then linked into
- * place (link() refuses an existing target, so there is no window between a check and the move) and
- * the directory fsynced. The private PEM only ever lives in OpenSSL secure-memory BIOs and a buffer we
- * wipe. Every function pops the OpenSSL errors it pushed.
+ * member who makes a new key is a new member. Files are read and written with the shared small-file
+ * helpers (ccr/dataplane.h): a new key file goes through a temporary file created 0600 in the target's
+ * directory, fsynced and moved into place without replacing anything. The private PEM only ever lives in
+ * OpenSSL secure-memory BIOs and a buffer we wipe. Every function pops the OpenSSL errors it pushed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +21,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "ccr/dataplane.h"
 #include "gov_crypto_int.h"
 
 #define PEM_FILE_MAX (1u << 20) /* a certificate or key PEM larger than this is not ours */
@@ -91,161 +91,28 @@ int gov_pkey_spki(EVP_PKEY *pkey, uint8_t **out, size_t *out_len)
 
 /* ---- files ------------------------------------------------------------------------------------------- */
 
-static const char *errstr(int e, char *buf, size_t n)
-{
-    return strerror_r(e, buf, n);
-}
-
-/* Reads a whole regular file of at most PEM_FILE_MAX bytes into a NUL-terminated buffer. */
+/* Reads a PEM file (1 byte to PEM_FILE_MAX) with the shared small-file reader. *out: wipe, then ccr_free. */
 static int read_pem_file(const char *path, char **out, size_t *out_len, struct ccr_err *err)
 {
-    char eb[128];
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        int e = errno;
-        return ccr_err_set(err, -e, path, -1, "cannot open: %s", errstr(e, eb, sizeof(eb)));
+    int rc = ccr_file_read_all(path, PEM_FILE_MAX, out, out_len, err);
+    if (rc == -EFBIG)
+        return ccr_err_set(err, -EINVAL, path, -1, "larger than %u bytes: not a certificate or key PEM",
+                           PEM_FILE_MAX);
+    if (rc == 0 && *out_len == 0) {
+        ccr_free(*out);
+        *out = NULL;
+        return ccr_err_set(err, -EINVAL, path, -1, "empty file: expected a PEM certificate or key");
     }
-    struct stat st;
-    int rc;
-    char *buf = NULL;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        rc = ccr_err_set(err, -e, path, -1, "cannot stat: %s", errstr(e, eb, sizeof(eb)));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = ccr_err_set(err, S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL, path, -1, "not a regular file");
-        goto out;
-    }
-    if (st.st_size <= 0 || st.st_size > PEM_FILE_MAX) {
-        rc = ccr_err_set(err, -EINVAL, path, -1, "a PEM file of %lld bytes: expected 1 to %u bytes",
-                         (long long)st.st_size, PEM_FILE_MAX);
-        goto out;
-    }
-    size_t cap = (size_t)st.st_size + 1, len = 0;
-    buf = ccr_malloc(cap + 1);
-    if (!buf) {
-        rc = ccr_err_set(err, -ENOMEM, path, -1, "out of memory");
-        goto out;
-    }
-    while (len < cap) {
-        ssize_t r = read(fd, buf + len, cap - len);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            rc = ccr_err_set(err, -e, path, -1, "cannot read: %s", errstr(e, eb, sizeof(eb)));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    if (len != (size_t)st.st_size) {
-        rc = ccr_err_set(err, -EINVAL, path, -1, "file changed while read");
-        goto out;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    *out_len = len;
-    buf = NULL;
-    rc = 0;
-out:
-    if (buf) {
-        ccr_wipe(buf, (size_t)st.st_size + 2);
-        ccr_free(buf);
-    }
-    close(fd);
     return rc;
 }
 
-static int write_full(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (w == 0)
-            return -EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static void fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 /* Writes data to path with mode, atomically, refusing to replace an existing path (-EEXIST). */
-static int write_file_new(const char *dir, const char *path, const char *data, size_t len, mode_t mode,
-                          struct ccr_err *err)
+static int write_file_new(const char *path, const char *data, size_t len, mode_t mode, struct ccr_err *err)
 {
-    char eb[128];
-    size_t tlen = strlen(path) + 16;
-    char *tmp = ccr_malloc(tlen);
-    if (!tmp)
-        return ccr_err_set(err, -ENOMEM, path, -1, "out of memory");
-    snprintf(tmp, tlen, "%s.tmp-XXXXXX", path);
-    int rc;
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        rc = ccr_err_set(err, -e, path, -1, "cannot create a temporary file in %s: %s", dir,
-                         errstr(e, eb, sizeof(eb)));
-        goto out_free;
-    }
-    if (fchmod(fd, mode) != 0) {
-        int e = errno;
-        rc = ccr_err_set(err, -e, path, -1, "cannot set the mode of %s: %s", tmp, errstr(e, eb, sizeof(eb)));
-        close(fd);
-        goto out_unlink;
-    }
-    rc = write_full(fd, data, len);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    if (close(fd) != 0 && rc == 0)
-        rc = -errno;
-    if (rc < 0) {
-        rc = ccr_err_set(err, rc, path, -1, "cannot write %s: %s", tmp, errstr(-rc, eb, sizeof(eb)));
-        goto out_unlink;
-    }
-    if (link(tmp, path) != 0) {
-        int e = errno;
-        if (e == EEXIST)
-            rc = ccr_err_set(err, -EEXIST, path, -1, "file already exists (not overwritten)");
-        else if (e == EPERM || e == EOPNOTSUPP || e == ENOSYS || e == EMLINK) {
-            /* Filesystems without hard links: the kernel's no-replace rename. */
-            if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
-                fsync_dir(dir);
-                rc = 0;
-                goto out_free;
-            }
-            e = errno;
-            rc = ccr_err_set(err, -e, path, -1, "cannot move %s into place: %s", tmp,
-                             errstr(e, eb, sizeof(eb)));
-        } else {
-            rc = ccr_err_set(err, -e, path, -1, "cannot move %s into place: %s", tmp,
-                             errstr(e, eb, sizeof(eb)));
-        }
-        goto out_unlink;
-    }
-    (void)unlink(tmp);
-    fsync_dir(dir);
-    rc = 0;
-    goto out_free;
-out_unlink:
-    (void)unlink(tmp);
-out_free:
-    ccr_free(tmp);
+    int rc = ccr_file_write_atomic(path, data, len, mode, false, err);
+    if (rc == -EEXIST)
+        ccr_err_set(err, rc, path, -1,
+                    "file already exists (not overwritten: choose another name or directory)");
     return rc;
 }
 
@@ -465,10 +332,10 @@ int ccr_gov_ident_keygen(const char *dir, const char *name, char out_id[CCR_GOV_
         goto out;
     }
     key_pem_len = strlen(key_pem);
-    rc = write_file_new(dir, key_path, key_pem, key_pem_len, 0600, err);
+    rc = write_file_new(key_path, key_pem, key_pem_len, 0600, err);
     if (rc < 0)
         goto out;
-    rc = write_file_new(dir, cert_path, cert_pem, strlen(cert_pem), 0644, err);
+    rc = write_file_new(cert_path, cert_pem, strlen(cert_pem), 0644, err);
     if (rc < 0) {
         (void)unlink(key_path); /* a key without its certificate is of no use: leave nothing behind */
         goto out;

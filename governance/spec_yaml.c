@@ -21,6 +21,7 @@
 
 #include <yaml.h>
 
+#include "ccr/dataplane.h"
 #include "ccr/spec.h"
 
 #define SPEC_FILE_MAX  (16u << 20) /* a spec is a few KiB; refuse anything absurd */
@@ -517,78 +518,10 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Writes len bytes to path through a temporary file in the same directory, fsync and rename. */
+/* Writes len bytes to path atomically (the shared small-file writer: temporary file, fsync, rename). */
 static int write_atomic(const char *path, const char *data, size_t len, struct ccr_err *err)
 {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp)
-        return ccr_err_set(err, -ENOMEM, path, -1, "out of memory");
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    int rc = 0;
-    if (fd < 0) {
-        rc = ccr_err_set(err, -errno, path, -1, "cannot create a temporary file beside it: %s",
-                         strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    if (fchmod(fd, 0644) != 0) {
-        rc = ccr_err_set(err, -errno, path, -1, "cannot set the mode of the temporary file: %s",
-                         strerror(errno));
-        goto fail;
-    }
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = ccr_err_set(err, -errno, path, -1, "cannot write: %s", strerror(errno));
-            goto fail;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        rc = ccr_err_set(err, -errno, path, -1, "cannot sync: %s", strerror(errno));
-        goto fail;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = ccr_err_set(err, -errno, path, -1, "cannot write: %s", strerror(errno));
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = ccr_err_set(err, -errno, path, -1, "cannot rename the temporary file into place: %s",
-                         strerror(errno));
-        goto fail;
-    }
-    free(tmp);
-    /* make the rename durable: sync the directory (best effort) */
-    char *dir = strdup(path);
-    if (dir) {
-        char *slash = strrchr(dir, '/');
-        const char *d = ".";
-        if (slash == dir)
-            d = "/";
-        else if (slash) {
-            *slash = '\0';
-            d = dir;
-        }
-        int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
-    return 0;
-fail:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    free(tmp);
-    return rc;
+    return ccr_file_write_atomic(path, data, len, 0644, true, err);
 }
 
 int ccr_spec_save(const char *path, const json_t *spec, struct ccr_err *err)

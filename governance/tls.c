@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "ccr/dataplane.h"
 #include "ccr/gov_server.h"
 
 #define CERT_DAYS  3650
@@ -122,46 +123,12 @@ static X509 *make_x509(EVP_PKEY *pkey, const char *san)
     return x;
 }
 
-/*
- * Writes the len bytes at data to path, created with mode, never replacing an existing file: the bytes go
- * to a temporary file first (synced), which is then linked into place (link fails with EEXIST when the
- * name exists), so path either does not exist or is complete.
- */
+/* Writes data to path with mode, never replacing an existing file (the shared atomic small-file writer). */
 static int write_new_file(const char *path, const void *data, size_t len, mode_t mode, struct ccr_err *err)
 {
-    char tmp[PATH_MAX];
-    int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof(tmp))
-        return ccr_err_set(err, -ENAMETOOLONG, path, -1, "path too long");
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0)
-        return ccr_err_set(err, -errno, tmp, -1, "cannot create: %s", strerror(errno));
-    const uint8_t *p = data;
-    size_t left = len;
-    int rc = 0;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = ccr_err_set(err, w < 0 ? -errno : -EIO, tmp, (int64_t)(len - left), "cannot write: %s",
-                             strerror(w < 0 ? errno : EIO));
-            break;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (rc == 0 && fchmod(fd, mode) != 0)
-        rc = ccr_err_set(err, -errno, tmp, -1, "cannot set the mode: %s", strerror(errno));
-    if (rc == 0 && fsync(fd) != 0)
-        rc = ccr_err_set(err, -errno, tmp, -1, "cannot sync: %s", strerror(errno));
-    if (close(fd) != 0 && rc == 0)
-        rc = ccr_err_set(err, -errno, tmp, -1, "cannot close: %s", strerror(errno));
-    if (rc == 0 && link(tmp, path) != 0)
-        rc = ccr_err_set(err, -errno, path, -1, errno == EEXIST ? "already exists" : "cannot create: %s",
-                         strerror(errno));
-    unlink(tmp);
+    int rc = ccr_file_write_atomic(path, data, len, mode, false, err);
+    if (rc == -EEXIST)
+        ccr_err_set(err, rc, path, -1, "already exists");
     return rc;
 }
 

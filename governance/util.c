@@ -6,10 +6,13 @@
  * no '+' or '/', zero unused low bits in the last symbol), so one envelope has exactly one text form.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <openssl/sha.h>
 
+#include "ccr/crypto.h"
 #include "ccr/gov_crypto.h"
 
 static const char hexdig[] = "0123456789abcdef";
@@ -54,93 +57,62 @@ void ccr_gov_sha256(const void *in, size_t n, uint8_t out[32])
     SHA256(n ? in : (const void *)"", n, out);
 }
 
-static const char b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/*
+ * base64url is the standard base64 codec (crypto/base64.c) with '-' and '_' for '+' and '/' and no padding:
+ * these translate, after checking that only the url alphabet is used (the standard decoder would also take
+ * whitespace, padding, '+' and '/').
+ */
+static bool b64url_symbol(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
 
 int ccr_gov_b64url_encode(const uint8_t *in, size_t n, char **out)
 {
-    if ((!in && n) || !out || n > (SIZE_MAX / 4) * 3 - 3)
+    if ((!in && n) || !out || n > (size_t)INT_MAX / 4 * 3)
         return -EINVAL;
-    size_t need = n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
-    char *s = ccr_malloc(need + 1);
+    size_t cap = CCR_BASE64_LEN(n) + 1;
+    char *s = ccr_malloc(cap);
     if (!s)
         return -ENOMEM;
-    char *o = s;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8) | in[i + 2];
-        *o++ = b64url_alphabet[(v >> 18) & 63];
-        *o++ = b64url_alphabet[(v >> 12) & 63];
-        *o++ = b64url_alphabet[(v >> 6) & 63];
-        *o++ = b64url_alphabet[v & 63];
+    int len = ccr_base64_encode(in, n, s, cap);
+    if (len < 0) {
+        ccr_free(s);
+        return len;
     }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        *o++ = b64url_alphabet[(v >> 18) & 63];
-        *o++ = b64url_alphabet[(v >> 12) & 63];
-    } else if (n - i == 2) {
-        uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8);
-        *o++ = b64url_alphabet[(v >> 18) & 63];
-        *o++ = b64url_alphabet[(v >> 12) & 63];
-        *o++ = b64url_alphabet[(v >> 6) & 63];
-    }
-    *o = '\0';
+    while (len > 0 && s[len - 1] == '=')
+        s[--len] = '\0';
+    for (int i = 0; i < len; i++)
+        s[i] = s[i] == '+' ? '-' : s[i] == '/' ? '_' : s[i];
     *out = s;
     return 0;
 }
 
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
 int ccr_gov_b64url_decode(const char *in, size_t len, uint8_t **out, size_t *out_len)
 {
-    if ((!in && len) || !out || !out_len)
+    if ((!in && len) || !out || !out_len || len > (size_t)INT_MAX / 2)
         return -EINVAL;
     if (len % 4 == 1) /* one symbol carries only 6 bits: never a whole byte */
         return -EINVAL;
     for (size_t i = 0; i < len; i++)
-        if (b64url_value((unsigned char)in[i]) < 0)
+        if (!b64url_symbol((unsigned char)in[i]))
             return -EINVAL;
-    size_t rem = len % 4;
-    size_t n = len / 4 * 3 + (rem ? rem - 1 : 0);
-    /* Canonical form only: the unused low bits of the last symbol are zero. */
-    if (rem == 2 && (b64url_value((unsigned char)in[len - 1]) & 15))
-        return -EINVAL;
-    if (rem == 3 && (b64url_value((unsigned char)in[len - 1]) & 3))
-        return -EINVAL;
-    uint8_t *b = ccr_malloc(n ? n : 1);
-    if (!b)
-        return -ENOMEM;
-    size_t o = 0, i = 0;
-    for (; i + 4 <= len; i += 4) {
-        uint32_t v = 0;
-        for (int k = 0; k < 4; k++)
-            v = (v << 6) | (uint32_t)b64url_value((unsigned char)in[i + k]);
-        b[o++] = (uint8_t)(v >> 16);
-        b[o++] = (uint8_t)(v >> 8);
-        b[o++] = (uint8_t)v;
+    size_t padded = (len + 3) / 4 * 4;
+    char *std = ccr_malloc(padded + 1);
+    uint8_t *b = ccr_malloc(padded / 4 * 3 + 1);
+    int rc = std && b ? 0 : -ENOMEM;
+    if (rc == 0) {
+        for (size_t i = 0; i < len; i++)
+            std[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
+        memset(std + len, '=', padded - len);
+        rc = ccr_base64_decode(std, padded, b, padded / 4 * 3 + 1); /* also: canonical low bits */
     }
-    if (rem) {
-        uint32_t v = 0;
-        for (size_t k = 0; k < rem; k++)
-            v = (v << 6) | (uint32_t)b64url_value((unsigned char)in[i + k]);
-        v <<= 6 * (4 - rem);
-        b[o++] = (uint8_t)(v >> 16);
-        if (rem == 3)
-            b[o++] = (uint8_t)(v >> 8);
+    ccr_free(std);
+    if (rc < 0) {
+        ccr_free(b);
+        return rc;
     }
     *out = b;
-    *out_len = n;
+    *out_len = (size_t)rc;
     return 0;
 }
