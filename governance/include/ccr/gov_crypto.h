@@ -5,9 +5,10 @@
  * evidence with pluggable verifiers (the insecure "virtual" one ships; SEV-SNP plugs in here).
  *
  * Wire formats are specified in docs/governance.md ("Protocol"); this header is the C contract.
- * Pure functions: no threads, no I/O except the key files named. Errors are negative errno values:
- * -EINVAL bad argument, -EBADMSG malformed or unauthentic input, -ENOMEM, -EIO OpenSSL failure; the
- * optional struct ccr_err says what failed.
+ * Pure functions: no threads, no I/O except the key files named. Every buffer this header hands out is
+ * allocated with ccr_malloc: free it with ccr_free (wiping it first where it held a secret). Errors are
+ * negative errno values: -EINVAL bad argument, -EBADMSG malformed or unauthentic input, -ENOMEM, -EIO OpenSSL
+ * failure; the optional struct ccr_err says what failed.
  */
 #ifndef CCR_GOV_CRYPTO_H
 #define CCR_GOV_CRYPTO_H
@@ -86,7 +87,7 @@ struct ccr_cose_hdr {
 /*
  * Signs payload (payload_len may be 0) with the identity's private key (or, for a clean room, with
  * ccr_gov_ephkey's key via ccr_cose_sign1_eph). Produces the tagged COSE_Sign1 (tag 18) CBOR array
- * [protected bstr, unprotected {} , payload bstr, signature bstr(96: r||s)] in a malloc'ed buffer.
+ * [protected bstr, unprotected {} , payload bstr, signature bstr(96: r||s)] in a ccr_malloc'ed buffer.
  */
 CCR_API CCR_WUR int ccr_cose_sign1(const struct ccr_gov_ident *signer, const struct ccr_cose_hdr *hdr,
                                    const uint8_t *payload, size_t payload_len, uint8_t **out,
@@ -153,8 +154,8 @@ CCR_API CCR_WUR int ccr_cose_verify_spki(const struct ccr_cose_msg *msg, struct 
  * Encrypts a secret to a clean room's public key (SPKI DER, P-384):
  *   a fresh service key pair (e, E); Z = ECDH(e, clean room key)
  *   K = HKDF-SHA256(ikm Z, salt empty, info "ccr-gov key release v1" || SHA-256(recipient SPKI DER)), 32
- * bytes ciphertext = AES-256-GCM(K, random 12-byte iv, aad, secret) || 16-byte tag Outputs malloc'ed buffers:
- * *out_epk (E as SPKI DER), *out_iv (12 bytes), *out_ct (secret_len + 16).
+ * bytes ciphertext = AES-256-GCM(K, random 12-byte iv, aad, secret) || 16-byte tag Outputs ccr_malloc'ed
+ * buffers: *out_epk (E as SPKI DER), *out_iv (12 bytes), *out_ct (secret_len + 16).
  */
 struct ccr_gov_sealed {
     uint8_t *epk;
@@ -167,7 +168,7 @@ CCR_API CCR_WUR int ccr_gov_seal_to(const uint8_t *spki, size_t spki_len, const 
                                     const uint8_t *secret, size_t secret_len, struct ccr_gov_sealed *out);
 CCR_API void ccr_gov_sealed_fini(struct ccr_gov_sealed *s); /* frees and wipes; accepts a zeroed struct */
 
-/* Decrypts what ccr_gov_seal_to produced for k. *out (malloc'ed, wiped by the caller before free) gets
+/* Decrypts what ccr_gov_seal_to produced for k. *out (ccr_malloc'ed, wiped by the caller before free) gets
  * the secret. -EBADMSG when it does not authenticate (another key, other aad, tampered). */
 CCR_API CCR_WUR int ccr_gov_open_sealed(const struct ccr_gov_ephkey *k, const uint8_t *aad, size_t aad_len,
                                         const struct ccr_gov_sealed *in, uint8_t **out, size_t *out_len);
@@ -210,7 +211,7 @@ struct ccr_gov_verifier {
 CCR_API extern const struct ccr_gov_verifier ccr_gov_verifier_virtual;
 
 /* Builds virtual evidence for measurement, binding k (report_data = SHA-256(SPKI DER) || 32 zero bytes).
- * *out is malloc'ed JSON text (not NUL-terminated; out_len bytes). */
+ * *out is ccr_malloc'ed JSON text (not NUL-terminated; out_len bytes). */
 CCR_API CCR_WUR int ccr_gov_evidence_virtual(const uint8_t measurement[CCR_GOV_MEASUREMENT_LEN],
                                              const struct ccr_gov_ephkey *k, uint8_t **out, size_t *out_len);
 
@@ -234,7 +235,7 @@ CCR_API CCR_WUR int ccr_gov_unhex(const char *hex, uint8_t *out, size_t n);
 /* SHA-256 of n bytes. */
 CCR_API void ccr_gov_sha256(const void *in, size_t n, uint8_t out[32]);
 
-/* base64url without padding (RFC 4648 section 5): *out is malloc'ed and NUL-terminated. */
+/* base64url without padding (RFC 4648 section 5): *out is ccr_malloc'ed and NUL-terminated. */
 CCR_API CCR_WUR int ccr_gov_b64url_encode(const uint8_t *in, size_t n, char **out);
 CCR_API CCR_WUR int ccr_gov_b64url_decode(const char *in, size_t len, uint8_t **out, size_t *out_len);
 

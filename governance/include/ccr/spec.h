@@ -41,7 +41,8 @@ CCR_API CCR_WUR int ccr_spec_merge(const json_t *const *frags, size_t n, json_t 
 CCR_API int ccr_spec_validate(const json_t *spec, json_t *problems);
 
 /* Canonical bytes of any JSON value: compact, keys sorted, UTF-8 unescaped (json_dumps with
- * JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY). *out malloc'ed, NUL-terminated; *out_len excludes it. */
+ * JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY). *out comes from jansson's allocator
+ * (free() it), NUL-terminated; *out_len excludes it. */
 CCR_API CCR_WUR int ccr_json_canonical(const json_t *v, char **out, size_t *out_len);
 
 /* SHA-256 of the canonical bytes. */
