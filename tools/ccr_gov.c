@@ -106,7 +106,8 @@ static const struct option long_opts[] = {
 
 /* One invocation: the parsed options and what the verb acquired (released by gov_fini). */
 struct gov {
-    char cmd[64]; /* "gov contract update", for messages */
+    char cmd[64];            /* "gov contract update", for messages */
+    const char *noun, *verb; /* "contract", "update": verbs shared by nouns look at them */
     const char *opt[O_END - O_BASE];
     bool json;
     int npos;
@@ -849,18 +850,74 @@ static int gov_call(struct gov *g, const char *where, const char *method, const 
     return gov_call_st(g, where, method, path, body, type, proposal_id, out, NULL);
 }
 
-/* snprintf into a path buffer; ids were checked by the parser, so only the length can fail. */
+/* gov_call with a body from json_pack (consumed; NULL, when that failed, gives EXIT_IO). */
+static int gov_send(struct gov *g, const char *where, const char *method, const char *path, json_t *body,
+                    const char *type, const char *proposal_id, json_t **out)
+{
+    int ex = body ? gov_call(g, where, method, path, body, type, proposal_id, out) : EXIT_IO;
+    json_decref(body);
+    return ex;
+}
+
+/* Prints an answer for people; with --json the answer itself is printed instead. */
+typedef void (*print_fn)(struct gov *g, const json_t *ans);
+
+/* Prints ans (consumed) as --json asks: as is, or with print. Returns EXIT_OK. */
+static int show(struct gov *g, json_t *ans, print_fn print)
+{
+    if (g->json)
+        print_json(ans);
+    else
+        print(g, ans);
+    json_decref(ans);
+    return EXIT_OK;
+}
+
+/* vsnprintf into a path buffer; ids were checked by the parser, so only the length can fail. */
+static int path_vfmt(struct gov *g, char *buf, size_t cap, const char *fmt, va_list ap) CCR_PRINTF(4, 0);
+static int path_vfmt(struct gov *g, char *buf, size_t cap, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(buf, cap, fmt, ap);
+    if (n < 0 || (size_t)n >= cap)
+        return tool_usage(g->cmd, "arguments too long");
+    return EXIT_OK;
+}
+
 static int path_fmt(struct gov *g, char *buf, size_t cap, const char *fmt, ...) CCR_PRINTF(4, 5);
 static int path_fmt(struct gov *g, char *buf, size_t cap, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, cap, fmt, ap);
+    int ex = path_vfmt(g, buf, cap, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= cap)
-        return tool_usage(g->cmd, "arguments too long");
-    return EXIT_OK;
+    return ex;
 }
+
+/*
+ * A member request without a body: connects with the member's key, sends METHOD to the path made from
+ * fmt and shows the answer with print. Returns the exit code.
+ */
+static int member_call(struct gov *g, const char *where, const char *method, const char *type,
+                       const char *proposal_id, print_fn print, const char *fmt, ...) CCR_PRINTF(7, 8);
+static int member_call(struct gov *g, const char *where, const char *method, const char *type,
+                       const char *proposal_id, print_fn print, const char *fmt, ...)
+{
+    int ex = gov_connect(g, true);
+    if (ex)
+        return ex;
+    char path[GOV_PATH_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    ex = path_vfmt(g, path, sizeof(path), fmt, ap);
+    va_end(ap);
+    json_t *ans = NULL;
+    if (ex || (ex = gov_call(g, where, method, path, NULL, type, proposal_id, &ans)))
+        return ex;
+    return show(g, ans, print);
+}
+
+/* A member GET of the path made from fmt, shown with print. */
+#define member_get(g, where, print, ...) member_call(g, where, "GET", NULL, NULL, print, __VA_ARGS__)
 
 /* ===================================================================================================== */
 /* Proposals: summaries and the lines printed after create and vote                                      */
@@ -967,6 +1024,11 @@ static void print_proposal_line(struct gov *g, const json_t *p, const char *what
     }
 }
 
+static void print_created(struct gov *g, const json_t *p)
+{
+    print_proposal_line(g, p, "created");
+}
+
 /* Creates a proposal from an actions array (stolen) and prints the result. */
 static int propose_actions(struct gov *g, const char *where, json_t *actions)
 {
@@ -976,16 +1038,8 @@ static int propose_actions(struct gov *g, const char *where, json_t *actions)
         return EXIT_IO;
     }
     json_t *ans = NULL;
-    int ex = gov_call(g, where, "POST", "/proposals", body, "proposal", NULL, &ans);
-    json_decref(body);
-    if (ex)
-        return ex;
-    if (g->json)
-        print_json(ans);
-    else
-        print_proposal_line(g, ans, "created");
-    json_decref(ans);
-    return EXIT_OK;
+    int ex = gov_send(g, where, "POST", "/proposals", body, "proposal", NULL, &ans);
+    return ex ? ex : show(g, ans, print_created);
 }
 
 /* One action: {"name":name,"args":args (stolen)}, proposed alone. */
@@ -999,19 +1053,21 @@ static int propose_one(struct gov *g, const char *where, const char *name, json_
     return propose_actions(g, where, actions);
 }
 
-static int vote_on(struct gov *g, const char *where, const char *pid, const char *vote)
+/* The vote of `proposal|contract|document vote`: EXIT_OK for accept or reject, else a usage error. */
+static int vote_check(struct gov *g, const char *vote)
 {
     if (strcmp(vote, "accept") != 0 && strcmp(vote, "reject") != 0)
         return tool_usage(g->cmd, "the vote must be 'accept' or 'reject', not '%s'", vote);
+    return EXIT_OK;
+}
+
+/* Votes on proposal pid (the vote was checked by vote_check) and prints the result. */
+static int vote_on(struct gov *g, const char *where, const char *pid, const char *vote)
+{
     char path[GOV_PATH_MAX];
     int ex = path_fmt(g, path, sizeof(path), "/proposals/%s/ballots", pid);
-    if (ex)
-        return ex;
-    json_t *body = json_pack("{s:s}", "vote", vote);
     json_t *ans = NULL;
-    ex = body ? gov_call(g, where, "POST", path, body, "ballot", pid, &ans) : EXIT_IO;
-    json_decref(body);
-    if (ex)
+    if (ex || (ex = gov_send(g, where, "POST", path, json_pack("{s:s}", "vote", vote), "ballot", pid, &ans)))
         return ex;
     if (g->json) {
         print_json(ans);
@@ -1061,19 +1117,27 @@ static int member_keygen(struct gov *g)
     return EXIT_OK;
 }
 
-static int member_id(struct gov *g)
+/* Loads the certificate of --cert (no key). Prints the error and returns the exit code on failure. */
+static int load_cert(struct gov *g, struct ccr_gov_ident **out)
 {
     const char *path = OPT(g, O_CERT);
     if (!path)
         return tool_usage(g->cmd, "missing --cert FILE");
     struct ccr_err e;
     ccr_err_clear(&e);
-    struct ccr_gov_ident *id = NULL;
-    int rc = ccr_gov_ident_load(path, NULL, &id, &e);
-    if (rc) {
+    if (ccr_gov_ident_load(path, NULL, out, &e)) {
         tool_err_print(g->cmd, &e, path);
         return EXIT_IO;
     }
+    return EXIT_OK;
+}
+
+static int member_id(struct gov *g)
+{
+    struct ccr_gov_ident *id = NULL;
+    int ex = load_cert(g, &id);
+    if (ex)
+        return ex;
     if (g->json) {
         json_t *o = json_pack("{s:s,s:s}", "member_id", ccr_gov_ident_id(id), "name", ccr_gov_ident_name(id));
         print_json(o);
@@ -1087,67 +1151,47 @@ static int member_id(struct gov *g)
 
 static int member_add(struct gov *g)
 {
-    const char *path = OPT(g, O_CERT);
-    if (!path)
-        return tool_usage(g->cmd, "missing --cert FILE");
-    struct ccr_err e;
-    ccr_err_clear(&e);
     struct ccr_gov_ident *id = NULL;
-    int rc = ccr_gov_ident_load(path, NULL, &id, &e);
-    if (rc) {
-        tool_err_print(g->cmd, &e, path);
-        return EXIT_IO;
-    }
-    int ex = gov_connect(g, true);
+    int ex = load_cert(g, &id);
+    if (ex)
+        return ex;
+    ex = gov_connect(g, true);
     if (ex == EXIT_OK) {
         const char *name = OPT(g, O_NAME) ? OPT(g, O_NAME) : ccr_gov_ident_name(id);
         json_t *args = json_pack("{s:s}", "cert", ccr_gov_ident_cert_pem(id));
         if (args && name && *name)
             json_object_set_new(args, "name", json_string(name));
-        ex = propose_one(g, path, "add_member", args);
+        ex = propose_one(g, OPT(g, O_CERT), "add_member", args);
     }
     ccr_gov_ident_destroy(id);
     return ex;
 }
 
+static void print_activated(struct gov *g, const json_t *ans)
+{
+    (void)g;
+    printf("member %s is %s\n", jstr(ans, "member_id"),
+           *jstr(ans, "status") ? jstr(ans, "status") : "active");
+}
+
 static int member_activate(struct gov *g)
 {
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    json_t *ans = NULL;
-    ex = gov_call(g, NULL, "POST", "/members/activate", NULL, "ack", NULL, &ans);
-    if (ex)
-        return ex;
-    if (g->json)
-        print_json(ans);
-    else
-        printf("member %s is %s\n", jstr(ans, "member_id"),
-               *jstr(ans, "status") ? jstr(ans, "status") : "active");
-    json_decref(ans);
-    return EXIT_OK;
+    return member_call(g, NULL, "POST", "ack", NULL, print_activated, "/members/activate");
+}
+
+static void print_members(struct gov *g, const json_t *ans)
+{
+    (void)g;
+    printf("%-16s %-9s %s\n", "NAME", "STATUS", "MEMBER ID");
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(ans, "members"), i, m)
+        printf("%-16s %-9s %s\n", jstr(m, "name"), jstr(m, "status"), jstr(m, "member_id"));
 }
 
 static int member_list(struct gov *g)
 {
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    json_t *ans = NULL;
-    ex = gov_call(g, NULL, "GET", "/members", NULL, NULL, NULL, &ans);
-    if (ex)
-        return ex;
-    if (g->json) {
-        print_json(ans);
-    } else {
-        printf("%-16s %-9s %s\n", "NAME", "STATUS", "MEMBER ID");
-        size_t i;
-        json_t *m;
-        json_array_foreach(json_object_get(ans, "members"), i, m)
-            printf("%-16s %-9s %s\n", jstr(m, "name"), jstr(m, "status"), jstr(m, "member_id"));
-    }
-    json_decref(ans);
-    return EXIT_OK;
+    return member_get(g, NULL, print_members, "/members");
 }
 
 /* ===================================================================================================== */
@@ -1178,39 +1222,30 @@ static int proposal_create(struct gov *g)
     return propose_actions(g, NULL, actions);
 }
 
+static void print_proposals(struct gov *g, const json_t *ans)
+{
+    (void)g;
+    printf("%-8s %-9s %-17s %s\n", "ID", "STATE", "VOTES", "ACTIONS");
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(ans, "proposals"), i, p)
+    {
+        char sum[512], votes[32];
+        unsigned a, r;
+        actions_summary(json_object_get(p, "actions"), sum, sizeof(sum));
+        ballot_counts(p, &a, &r);
+        snprintf(votes, sizeof(votes), "%u accept %u reject", a, r);
+        printf("%-8s %-9s %-17s %s\n", jstr(p, "proposal_id"), jstr(p, "state"), votes, sum);
+    }
+}
+
 static int proposal_list(struct gov *g)
 {
     const char *state = OPT(g, O_STATE);
     if (state && strcmp(state, "open") && strcmp(state, "accepted") && strcmp(state, "rejected") &&
         strcmp(state, "withdrawn"))
         return tool_usage(g->cmd, "invalid --state '%s' (open, accepted, rejected or withdrawn)", state);
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    char path[GOV_PATH_MAX];
-    snprintf(path, sizeof(path), "/proposals%s%s", state ? "?state=" : "", state ? state : "");
-    json_t *ans = NULL;
-    ex = gov_call(g, NULL, "GET", path, NULL, NULL, NULL, &ans);
-    if (ex)
-        return ex;
-    if (g->json) {
-        print_json(ans);
-    } else {
-        printf("%-8s %-9s %-17s %s\n", "ID", "STATE", "VOTES", "ACTIONS");
-        size_t i;
-        json_t *p;
-        json_array_foreach(json_object_get(ans, "proposals"), i, p)
-        {
-            char sum[512], votes[32];
-            unsigned a, r;
-            actions_summary(json_object_get(p, "actions"), sum, sizeof(sum));
-            ballot_counts(p, &a, &r);
-            snprintf(votes, sizeof(votes), "%u accept %u reject", a, r);
-            printf("%-8s %-9s %-17s %s\n", jstr(p, "proposal_id"), jstr(p, "state"), votes, sum);
-        }
-    }
-    json_decref(ans);
-    return EXIT_OK;
+    return member_get(g, NULL, print_proposals, "/proposals%s%s", state ? "?state=" : "", state ? state : "");
 }
 
 /* Compact JSON of an action's arguments for people: a certificate is shown as the member id it names. */
@@ -1232,23 +1267,9 @@ static char *compact_args(const json_t *args)
     return s;
 }
 
-static int proposal_show(struct gov *g)
+static void print_proposal(struct gov *g, const json_t *p)
 {
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    char path[GOV_PATH_MAX];
-    if ((ex = path_fmt(g, path, sizeof(path), "/proposals/%s", g->pos[0])))
-        return ex;
-    json_t *p = NULL;
-    ex = gov_call(g, g->pos[0], "GET", path, NULL, NULL, NULL, &p);
-    if (ex)
-        return ex;
-    if (g->json) {
-        print_json(p);
-        json_decref(p);
-        return EXIT_OK;
-    }
+    (void)g;
     const json_t *closed = json_object_get(p, "closed_at");
     printf("proposal %s\n", jstr(p, "proposal_id"));
     printf("  state     %s\n", jstr(p, "state"));
@@ -1270,38 +1291,31 @@ static int proposal_show(struct gov *g)
     json_t *v;
     json_object_foreach(json_object_get(p, "ballots"), k, v)
         printf("    %s %s\n", k, json_string_value(v) ? json_string_value(v) : "?");
-    json_decref(p);
-    return EXIT_OK;
+}
+
+static int proposal_show(struct gov *g)
+{
+    return member_get(g, g->pos[0], print_proposal, "/proposals/%s", g->pos[0]);
 }
 
 static int proposal_vote(struct gov *g)
 {
-    if (strcmp(g->pos[1], "accept") != 0 && strcmp(g->pos[1], "reject") != 0)
-        return tool_usage(g->cmd, "the vote must be 'accept' or 'reject', not '%s'", g->pos[1]);
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    return vote_on(g, g->pos[0], g->pos[0], g->pos[1]);
+    int ex = vote_check(g, g->pos[1]);
+    if (!ex)
+        ex = gov_connect(g, true);
+    return ex ? ex : vote_on(g, g->pos[0], g->pos[0], g->pos[1]);
+}
+
+static void print_withdrawn(struct gov *g, const json_t *p)
+{
+    (void)g;
+    printf("proposal %s %s\n", jstr(p, "proposal_id"), jstr(p, "state"));
 }
 
 static int proposal_withdraw(struct gov *g)
 {
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    char path[GOV_PATH_MAX];
-    if ((ex = path_fmt(g, path, sizeof(path), "/proposals/%s/withdraw", g->pos[0])))
-        return ex;
-    json_t *p = NULL;
-    ex = gov_call(g, g->pos[0], "POST", path, NULL, "withdrawal", g->pos[0], &p);
-    if (ex)
-        return ex;
-    if (g->json)
-        print_json(p);
-    else
-        printf("proposal %s %s\n", jstr(p, "proposal_id"), jstr(p, "state"));
-    json_decref(p);
-    return EXIT_OK;
+    return member_call(g, g->pos[0], "POST", "withdrawal", g->pos[0], print_withdrawn,
+                       "/proposals/%s/withdraw", g->pos[0]);
 }
 
 /* ===================================================================================================== */
@@ -1324,58 +1338,51 @@ static int parse_version(struct gov *g, bool required, int64_t *out)
     return EXIT_OK;
 }
 
-/* "contract c1 created (version 1, draft)" */
-static void print_put(struct gov *g, const char *kind, const char *id, const json_t *ans, int status)
+/* PUTs body (consumed; NULL: EXIT_IO) to /KINDs/ID and prints "contract c1 created (version 1, draft)". */
+static int put_object(struct gov *g, const char *kind, const char *id, json_t *body, bool create)
 {
+    char path[GOV_PATH_MAX];
+    json_t *ans = NULL;
+    int status = 0;
+    int ex = path_fmt(g, path, sizeof(path), "/%ss/%s", kind, id);
+    if (!ex)
+        ex = body ? gov_call_st(g, id, "PUT", path, body, NULL, NULL, &ans, &status) : EXIT_IO;
+    json_decref(body);
+    if (ex)
+        return ex;
     if (g->json) {
         print_json(ans);
-        return;
+    } else {
+        json_int_t v = jint(ans, "version");
+        printf("%s %s %s (version %lld, %s)\n", kind, id,
+               create || status == 201 || v == 1 ? "created" : "updated", (long long)v,
+               *jstr(ans, "state") ? jstr(ans, "state") : "draft");
     }
-    json_int_t v = jint(ans, "version");
-    printf("%s %s %s (version %lld, %s)\n", kind, id, status == 201 || v == 1 ? "created" : "updated",
-           (long long)v, *jstr(ans, "state") ? jstr(ans, "state") : "draft");
+    json_decref(ans);
+    return EXIT_OK;
 }
 
-static int contract_put(struct gov *g, bool create)
+/* contract create|update ID --spec FILE [--version N] */
+static int contract_put(struct gov *g)
 {
+    bool create = strcmp(g->verb, "create") == 0;
     const char *id = g->pos[0], *spec_path = OPT(g, O_SPEC);
     int64_t version = 0;
     if (!spec_path)
         return tool_usage(g->cmd, "missing --spec FILE");
     int ex = parse_version(g, !create, &version);
-    if (ex)
-        return ex;
     json_t *spec = NULL;
-    if ((ex = load_doc(g, spec_path, &spec)))
+    if (ex || (ex = load_doc(g, spec_path, &spec)))
         return ex;
     json_t *body =
         create ? json_pack("{s:o}", "data", spec) : json_pack("{s:I,s:o}", "version", version, "data", spec);
     if (!body)
         return EXIT_IO;
-    ex = gov_connect(g, true);
-    char path[GOV_PATH_MAX];
-    if (!ex)
-        ex = path_fmt(g, path, sizeof(path), "/contracts/%s", id);
-    json_t *ans = NULL;
-    int status = 0;
-    if (!ex)
-        ex = gov_call_st(g, id, "PUT", path, body, NULL, NULL, &ans, &status);
-    json_decref(body);
-    if (ex)
+    if ((ex = gov_connect(g, true))) {
+        json_decref(body);
         return ex;
-    print_put(g, "contract", id, ans, create ? 201 : status);
-    json_decref(ans);
-    return EXIT_OK;
-}
-
-static int contract_create(struct gov *g)
-{
-    return contract_put(g, true);
-}
-
-static int contract_update(struct gov *g)
-{
-    return contract_put(g, false);
+    }
+    return put_object(g, "contract", id, body, create);
 }
 
 /* GETs /KINDs/ID (kind "contract" or "document"). */
@@ -1388,28 +1395,33 @@ static int get_object(struct gov *g, const char *kind, const char *id, json_t **
     return gov_call(g, id, "GET", path, NULL, NULL, NULL, out);
 }
 
+static void print_contract(struct gov *g, const json_t *c)
+{
+    (void)g;
+    printf("contract %s\n", jstr(c, "contract_id"));
+    printf("  version     %lld\n", (long long)jint(c, "version"));
+    printf("  state       %s\n", jstr(c, "state"));
+    printf("  proposal    %s\n", *jstr(c, "proposal_id") ? jstr(c, "proposal_id") : "-");
+    printf("  created by  %s\n", jstr(c, "created_by"));
+    printf("  updated     %s\n", jstr(c, "updated_at"));
+    printf("  data:\n");
+    print_json(json_object_get(c, "data"));
+}
+
 static int contract_show(struct gov *g)
 {
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    json_t *c = NULL;
-    if ((ex = get_object(g, "contract", g->pos[0], &c)))
-        return ex;
-    if (g->json) {
-        print_json(c);
-    } else {
-        printf("contract %s\n", jstr(c, "contract_id"));
-        printf("  version     %lld\n", (long long)jint(c, "version"));
-        printf("  state       %s\n", jstr(c, "state"));
-        printf("  proposal    %s\n", *jstr(c, "proposal_id") ? jstr(c, "proposal_id") : "-");
-        printf("  created by  %s\n", jstr(c, "created_by"));
-        printf("  updated     %s\n", jstr(c, "updated_at"));
-        printf("  data:\n");
-        print_json(json_object_get(c, "data"));
-    }
-    json_decref(c);
-    return EXIT_OK;
+    return member_get(g, g->pos[0], print_contract, "/contracts/%s", g->pos[0]);
+}
+
+static void print_contracts(struct gov *g, const json_t *ans)
+{
+    (void)g;
+    printf("%-20s %-7s %-9s %-9s %s\n", "ID", "VERSION", "STATE", "PROPOSAL", "UPDATED");
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(ans, "contracts"), i, c) printf(
+        "%-20s %-7lld %-9s %-9s %s\n", jstr(c, "contract_id"), (long long)jint(c, "version"),
+        jstr(c, "state"), *jstr(c, "proposal_id") ? jstr(c, "proposal_id") : "-", jstr(c, "updated_at"));
 }
 
 static int contract_list(struct gov *g)
@@ -1417,37 +1429,16 @@ static int contract_list(struct gov *g)
     const char *state = OPT(g, O_STATE);
     if (state && strcmp(state, "draft") && strcmp(state, "proposed") && strcmp(state, "accepted"))
         return tool_usage(g->cmd, "invalid --state '%s' (draft, proposed or accepted)", state);
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    char path[GOV_PATH_MAX];
-    snprintf(path, sizeof(path), "/contracts%s%s", state ? "?state=" : "", state ? state : "");
-    json_t *ans = NULL;
-    if ((ex = gov_call(g, NULL, "GET", path, NULL, NULL, NULL, &ans)))
-        return ex;
-    if (g->json) {
-        print_json(ans);
-    } else {
-        printf("%-20s %-7s %-9s %-9s %s\n", "ID", "VERSION", "STATE", "PROPOSAL", "UPDATED");
-        size_t i;
-        json_t *c;
-        json_array_foreach(json_object_get(ans, "contracts"), i, c) printf(
-            "%-20s %-7lld %-9s %-9s %s\n", jstr(c, "contract_id"), (long long)jint(c, "version"),
-            jstr(c, "state"), *jstr(c, "proposal_id") ? jstr(c, "proposal_id") : "-", jstr(c, "updated_at"));
-    }
-    json_decref(ans);
-    return EXIT_OK;
+    return member_get(g, NULL, print_contracts, "/contracts%s%s", state ? "?state=" : "", state ? state : "");
 }
 
-/* contract/document propose ID [--version N] */
-static int object_propose(struct gov *g, const char *kind)
+/* contract|document propose ID [--version N] (the noun is the kind) */
+static int object_propose(struct gov *g)
 {
-    const char *id = g->pos[0];
+    const char *kind = g->noun, *id = g->pos[0];
     int64_t version = 0;
     int ex = parse_version(g, false, &version);
-    if (ex)
-        return ex;
-    if ((ex = gov_connect(g, true)))
+    if (ex || (ex = gov_connect(g, true)))
         return ex;
     if (version == 0) {
         json_t *c = NULL;
@@ -1457,30 +1448,20 @@ static int object_propose(struct gov *g, const char *kind)
         json_decref(c);
     }
     char path[GOV_PATH_MAX];
-    if ((ex = path_fmt(g, path, sizeof(path), "/%ss/%s/propose", kind, id)))
-        return ex;
-    json_t *body = json_pack("{s:I}", "version", (json_int_t)version);
     json_t *p = NULL;
-    ex = body ? gov_call(g, id, "POST", path, body, "proposal", NULL, &p) : EXIT_IO;
-    json_decref(body);
-    if (ex)
+    if ((ex = path_fmt(g, path, sizeof(path), "/%ss/%s/propose", kind, id)) ||
+        (ex = gov_send(g, id, "POST", path, json_pack("{s:I}", "version", (json_int_t)version), "proposal",
+                       NULL, &p)))
         return ex;
-    if (g->json)
-        print_json(p);
-    else
-        print_proposal_line(g, p, "created");
-    json_decref(p);
-    return EXIT_OK;
+    return show(g, p, print_created);
 }
 
-static int object_vote(struct gov *g, const char *kind)
+/* contract|document vote ID accept|reject: a vote on the object's open proposal */
+static int object_vote(struct gov *g)
 {
-    const char *id = g->pos[0];
-    const char *vote = g->pos[1];
-    if (strcmp(vote, "accept") != 0 && strcmp(vote, "reject") != 0)
-        return tool_usage(g->cmd, "the vote must be 'accept' or 'reject', not '%s'", vote);
-    int ex = gov_connect(g, true);
-    if (ex)
+    const char *kind = g->noun, *id = g->pos[0], *vote = g->pos[1];
+    int ex = vote_check(g, vote);
+    if (ex || (ex = gov_connect(g, true)))
         return ex;
     json_t *c = NULL;
     if ((ex = get_object(g, kind, id, &c)))
@@ -1498,18 +1479,10 @@ static int object_vote(struct gov *g, const char *kind)
     return vote_on(g, id, pid, vote);
 }
 
-static int contract_propose(struct gov *g)
+/* document create|update DOC --file F [--contract ID] [--version N] */
+static int document_put(struct gov *g)
 {
-    return object_propose(g, "contract");
-}
-
-static int contract_vote(struct gov *g)
-{
-    return object_vote(g, "contract");
-}
-
-static int document_put(struct gov *g, bool create)
-{
+    bool create = strcmp(g->verb, "create") == 0;
     const char *id = g->pos[0], *file = OPT(g, O_FILE), *contract = OPT(g, O_CONTRACT);
     int64_t version = 0;
     if (!file)
@@ -1552,62 +1525,25 @@ static int document_put(struct gov *g, bool create)
         json_object_set_new(body, "contract_id", json_string(cid));
     if (body && !create)
         json_object_set_new(body, "version", json_integer(version));
-    char path[GOV_PATH_MAX];
-    json_t *ans = NULL;
-    int status = 0;
-    ex = path_fmt(g, path, sizeof(path), "/documents/%s", id);
-    if (!ex)
-        ex = body ? gov_call_st(g, id, "PUT", path, body, NULL, NULL, &ans, &status) : EXIT_IO;
-    json_decref(body);
-    if (ex)
-        return ex;
-    print_put(g, "document", id, ans, create ? 201 : status);
-    json_decref(ans);
-    return EXIT_OK;
+    return put_object(g, "document", id, body, create);
 }
 
-static int document_create(struct gov *g)
+static void print_document(struct gov *g, const json_t *d)
 {
-    return document_put(g, true);
-}
-
-static int document_update(struct gov *g)
-{
-    return document_put(g, false);
+    (void)g;
+    printf("document %s\n", jstr(d, "document_id"));
+    printf("  contract  %s\n", jstr(d, "contract_id"));
+    printf("  version   %lld\n", (long long)jint(d, "version"));
+    printf("  state     %s\n", jstr(d, "state"));
+    printf("  proposal  %s\n", *jstr(d, "proposal_id") ? jstr(d, "proposal_id") : "-");
+    const char *text = jstr(d, "data");
+    size_t n = strlen(text);
+    printf("  data:\n%s%s", text, n && text[n - 1] == '\n' ? "" : "\n");
 }
 
 static int document_show(struct gov *g)
 {
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    json_t *d = NULL;
-    if ((ex = get_object(g, "document", g->pos[0], &d)))
-        return ex;
-    if (g->json) {
-        print_json(d);
-    } else {
-        printf("document %s\n", jstr(d, "document_id"));
-        printf("  contract  %s\n", jstr(d, "contract_id"));
-        printf("  version   %lld\n", (long long)jint(d, "version"));
-        printf("  state     %s\n", jstr(d, "state"));
-        printf("  proposal  %s\n", *jstr(d, "proposal_id") ? jstr(d, "proposal_id") : "-");
-        const char *text = jstr(d, "data");
-        size_t n = strlen(text);
-        printf("  data:\n%s%s", text, n && text[n - 1] == '\n' ? "" : "\n");
-    }
-    json_decref(d);
-    return EXIT_OK;
-}
-
-static int document_propose(struct gov *g)
-{
-    return object_propose(g, "document");
-}
-
-static int document_vote(struct gov *g)
-{
-    return object_vote(g, "document");
+    return member_get(g, g->pos[0], print_document, "/documents/%s", g->pos[0]);
 }
 
 /* ===================================================================================================== */
@@ -1710,25 +1646,16 @@ static int deployment_propose(struct gov *g)
     return propose_one(g, id, "set_deployment_spec", json_pack("{s:s,s:o}", "contract_id", id, "spec", spec));
 }
 
+static void print_deployment(struct gov *g, const json_t *ans)
+{
+    (void)g;
+    printf("measurement %s\n", jstr(ans, "measurement"));
+    print_json(json_object_get(ans, "spec"));
+}
+
 static int deployment_show(struct gov *g)
 {
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    char path[GOV_PATH_MAX];
-    if ((ex = path_fmt(g, path, sizeof(path), "/contracts/%s/deployment", g->pos[0])))
-        return ex;
-    json_t *ans = NULL;
-    if ((ex = gov_call(g, g->pos[0], "GET", path, NULL, NULL, NULL, &ans)))
-        return ex;
-    if (g->json) {
-        print_json(ans);
-    } else {
-        printf("measurement %s\n", jstr(ans, "measurement"));
-        print_json(json_object_get(ans, "spec"));
-    }
-    json_decref(ans);
-    return EXIT_OK;
+    return member_get(g, g->pos[0], print_deployment, "/contracts/%s/deployment", g->pos[0]);
 }
 
 /* Reads a deployment spec and its measurement. */
@@ -1770,36 +1697,27 @@ static int policy_propose(struct gov *g)
                        json_pack("{s:s,s:[s]}", "contract_id", id, "measurements", mh));
 }
 
+static void print_policy(struct gov *g, const json_t *ans)
+{
+    size_t i;
+    json_t *m;
+    printf("allowed measurements of contract %s:\n", g->pos[0]);
+    json_array_foreach(json_object_get(ans, "measurements"), i, m)
+        printf("  %s\n", json_string_value(m) ? json_string_value(m) : "?");
+}
+
 static int policy_show(struct gov *g)
 {
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    char path[GOV_PATH_MAX];
-    if ((ex = path_fmt(g, path, sizeof(path), "/contracts/%s/policy", g->pos[0])))
-        return ex;
-    json_t *ans = NULL;
-    if ((ex = gov_call(g, g->pos[0], "GET", path, NULL, NULL, NULL, &ans)))
-        return ex;
-    if (g->json) {
-        print_json(ans);
-    } else {
-        size_t i;
-        json_t *m;
-        printf("allowed measurements of contract %s:\n", g->pos[0]);
-        json_array_foreach(json_object_get(ans, "measurements"), i, m)
-            printf("  %s\n", json_string_value(m) ? json_string_value(m) : "?");
-    }
-    json_decref(ans);
-    return EXIT_OK;
+    return member_get(g, g->pos[0], print_policy, "/contracts/%s/policy", g->pos[0]);
 }
 
 /* ===================================================================================================== */
 /* execution, logging, telemetry                                                                          */
 /* ===================================================================================================== */
 
-static void print_runtime(const char *id, const json_t *rt)
+static void print_runtime(struct gov *g, const json_t *rt)
 {
+    const char *id = g->pos[0];
     const json_t *ex = json_object_get(rt, "execution");
     bool on = json_is_true(json_object_get(ex, "enabled"));
     printf("contract %s\n  execution  %s", id, on ? "enabled" : "disabled");
@@ -1819,71 +1737,24 @@ static void print_runtime(const char *id, const json_t *rt)
     printf("\n  logging    %s\n  telemetry  %s\n", jstr(rt, "logging"), jstr(rt, "telemetry"));
 }
 
-static int execution_do(struct gov *g, const char *what)
+/* execution enable|disable|status ID (the verb says which) */
+static int execution_do(struct gov *g)
 {
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    char path[GOV_PATH_MAX];
-    bool status = strcmp(what, "status") == 0;
-    if (status)
-        ex = path_fmt(g, path, sizeof(path), "/contracts/%s/runtime", g->pos[0]);
-    else
-        ex = path_fmt(g, path, sizeof(path), "/contracts/%s/execution/%s", g->pos[0], what);
-    if (ex)
-        return ex;
-    json_t *ans = NULL;
-    if ((ex = gov_call(g, g->pos[0], status ? "GET" : "POST", path, NULL, NULL, NULL, &ans)))
-        return ex;
-    if (g->json)
-        print_json(ans);
-    else
-        print_runtime(g->pos[0], ans);
-    json_decref(ans);
-    return EXIT_OK;
+    const char *id = g->pos[0];
+    if (strcmp(g->verb, "status") == 0)
+        return member_get(g, id, print_runtime, "/contracts/%s/runtime", id);
+    return member_call(g, id, "POST", NULL, NULL, print_runtime, "/contracts/%s/execution/%s", id, g->verb);
 }
 
-static int execution_enable(struct gov *g)
+/* logging|telemetry enable|disable ID: proposes the action VERB_NOUN, e.g. enable_logging */
+static int option_propose(struct gov *g)
 {
-    return execution_do(g, "enable");
-}
-
-static int execution_disable(struct gov *g)
-{
-    return execution_do(g, "disable");
-}
-
-static int execution_status(struct gov *g)
-{
-    return execution_do(g, "status");
-}
-
-static int option_propose(struct gov *g, const char *action)
-{
+    char action[32];
+    snprintf(action, sizeof(action), "%s_%s", g->verb, g->noun);
     int ex = gov_connect(g, true);
     if (ex)
         return ex;
     return propose_one(g, g->pos[0], action, json_pack("{s:s}", "contract_id", g->pos[0]));
-}
-
-static int logging_enable(struct gov *g)
-{
-    return option_propose(g, "enable_logging");
-}
-
-static int logging_disable(struct gov *g)
-{
-    return option_propose(g, "disable_logging");
-}
-
-static int telemetry_enable(struct gov *g)
-{
-    return option_propose(g, "enable_telemetry");
-}
-
-static int telemetry_disable(struct gov *g)
-{
-    return option_propose(g, "disable_telemetry");
 }
 
 /* ===================================================================================================== */
@@ -1938,28 +1809,19 @@ static int secret_deposit(struct gov *g)
     return EXIT_OK;
 }
 
+static void print_secrets(struct gov *g, const json_t *ans)
+{
+    (void)g;
+    printf("%-24s %-64s %s\n", "NAME", "OWNER", "CREATED");
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(ans, "secrets"), i, s)
+        printf("%-24s %-64s %s\n", jstr(s, "name"), jstr(s, "owner"), jstr(s, "created_at"));
+}
+
 static int secret_list(struct gov *g)
 {
-    int ex = gov_connect(g, true);
-    if (ex)
-        return ex;
-    char path[GOV_PATH_MAX];
-    if ((ex = path_fmt(g, path, sizeof(path), "/contracts/%s/secrets", g->pos[0])))
-        return ex;
-    json_t *ans = NULL;
-    if ((ex = gov_call(g, g->pos[0], "GET", path, NULL, NULL, NULL, &ans)))
-        return ex;
-    if (g->json) {
-        print_json(ans);
-    } else {
-        printf("%-24s %-64s %s\n", "NAME", "OWNER", "CREATED");
-        size_t i;
-        json_t *s;
-        json_array_foreach(json_object_get(ans, "secrets"), i, s)
-            printf("%-24s %-64s %s\n", jstr(s, "name"), jstr(s, "owner"), jstr(s, "created_at"));
-    }
-    json_decref(ans);
-    return EXIT_OK;
+    return member_get(g, g->pos[0], print_secrets, "/contracts/%s/secrets", g->pos[0]);
 }
 
 /* ===================================================================================================== */
@@ -1983,6 +1845,32 @@ static void audit_row(const json_t *en)
 }
 
 /*
+ * GETs one page of base ("/audit" or "/contracts/c1/events"): from the sequence number from (if
+ * have_from), at most limit entries (0: the service's default). Returns the exit code.
+ */
+static int get_page(struct gov *g, const char *where, const char *base, bool have_from, uint64_t from,
+                    uint64_t limit, json_t **ans)
+{
+    char path[GOV_PATH_MAX], q[64] = "";
+    size_t qn = 0;
+    if (have_from)
+        qn += (size_t)snprintf(q + qn, sizeof(q) - qn, "from=%llu", (unsigned long long)from);
+    if (limit)
+        snprintf(q + qn, sizeof(q) - qn, "%slimit=%llu", qn ? "&" : "", (unsigned long long)limit);
+    int ex = path_fmt(g, path, sizeof(path), "%s%s%s", base, *q ? "?" : "", q);
+    return ex ? ex : gov_call(g, where, "GET", path, NULL, NULL, NULL, ans);
+}
+
+/* Whether a page with these items is followed by another; *nx: where that one starts. */
+static bool page_next(const json_t *ans, const json_t *items, uint64_t *nx)
+{
+    const json_t *next = json_object_get(ans, "next");
+    bool more = json_is_integer(next) && json_array_size(items) > 0;
+    *nx = more ? (uint64_t)json_integer_value(next) : 0;
+    return more;
+}
+
+/*
  * Pages through base ("/audit" or "/contracts/c1/events") from --from with --limit, printing rows (or,
  * with --json, the answers; with --all one object holding every item). key names the array.
  */
@@ -2003,19 +1891,10 @@ static int page_list(struct gov *g, const char *base, const char *key, const cha
     if (!g->json)
         printf("%s\n", header);
     for (;;) {
-        char path[GOV_PATH_MAX], q[64] = "";
-        size_t qn = 0;
-        if (have_from)
-            qn += (size_t)snprintf(q + qn, sizeof(q) - qn, "from=%llu", (unsigned long long)from);
-        if (limit)
-            snprintf(q + qn, sizeof(q) - qn, "%slimit=%llu", qn ? "&" : "", (unsigned long long)limit);
-        if ((ex = path_fmt(g, path, sizeof(path), "%s%s%s", base, *q ? "?" : "", q)))
-            break;
         json_t *ans = NULL;
-        if ((ex = gov_call(g, where, "GET", path, NULL, NULL, NULL, &ans)))
+        if ((ex = get_page(g, where, base, have_from, from, limit, &ans)))
             break;
         const json_t *items = json_object_get(ans, key);
-        const json_t *next = json_object_get(ans, "next");
         if (acc) {
             json_array_extend(acc, (json_t *)items);
         } else if (g->json) {
@@ -2025,8 +1904,8 @@ static int page_list(struct gov *g, const char *base, const char *key, const cha
             json_t *it;
             json_array_foreach(items, i, it) row(it);
         }
-        bool more = json_is_integer(next) && json_array_size(items) > 0;
-        uint64_t nx = more ? (uint64_t)json_integer_value(next) : 0;
+        uint64_t nx;
+        bool more = page_next(ans, items, &nx);
         json_decref(ans);
         if (!more)
             break;
@@ -2145,13 +2024,8 @@ static int audit_verify(struct gov *g)
     uint64_t count = 0, from = 1;
     bool first = true;
     for (;;) {
-        char path[GOV_PATH_MAX];
-        if (first)
-            snprintf(path, sizeof(path), "/audit?limit=%d", GOV_PAGE_MAX);
-        else
-            snprintf(path, sizeof(path), "/audit?from=%llu&limit=%d", (unsigned long long)from, GOV_PAGE_MAX);
         json_t *ans = NULL;
-        if ((ex = gov_call(g, "/audit", "GET", path, NULL, NULL, NULL, &ans)))
+        if ((ex = get_page(g, "/audit", "/audit", !first, from, GOV_PAGE_MAX, &ans)))
             goto out;
         const json_t *items = json_object_get(ans, "entries");
         size_t i;
@@ -2161,9 +2035,8 @@ static int audit_verify(struct gov *g)
             count++;
             check_entry(en, count, prev, problems);
         }
-        const json_t *next = json_object_get(ans, "next");
-        bool more = json_is_integer(next) && json_array_size(items) > 0;
-        uint64_t nx = more ? (uint64_t)json_integer_value(next) : 0;
+        uint64_t nx;
+        bool more = page_next(ans, items, &nx);
         json_decref(ans);
         if (!more)
             break;
@@ -2253,9 +2126,7 @@ static int cleanroom_consent(struct gov *g)
         return ex;
     json_t *body = json_pack("{s:s,s:s}", "contract_id", id, "action", action);
     json_t *ans = NULL;
-    ex = body ? gov_call(g, id, "POST", "/cleanroom/consent", body, "cleanroom", NULL, &ans) : EXIT_IO;
-    json_decref(body);
-    if (ex)
+    if ((ex = gov_send(g, id, "POST", "/cleanroom/consent", body, "cleanroom", NULL, &ans)))
         return ex;
     bool allowed = json_is_true(json_object_get(ans, "allowed"));
     if (g->json)
@@ -2266,6 +2137,11 @@ static int cleanroom_consent(struct gov *g)
         printf("refused: %s\n", *jstr(ans, "reason") ? jstr(ans, "reason") : "(no reason given)");
     json_decref(ans);
     return allowed ? EXIT_OK : EXIT_AUTH;
+}
+
+static void print_event_recorded(struct gov *g, const json_t *ans)
+{
+    printf("event %lld recorded (%s)\n", (long long)jint(ans, "seq"), OPT(g, O_TYPE));
 }
 
 static int cleanroom_event(struct gov *g)
@@ -2292,16 +2168,19 @@ static int cleanroom_event(struct gov *g)
     }
     json_t *body = json_pack("{s:s,s:s,s:o}", "contract_id", id, "type", type, "data", d);
     json_t *ans = NULL;
-    ex = body ? gov_call(g, id, "POST", "/cleanroom/events", body, "cleanroom", NULL, &ans) : EXIT_IO;
-    json_decref(body);
-    if (ex)
+    if ((ex = gov_send(g, id, "POST", "/cleanroom/events", body, "cleanroom", NULL, &ans)))
         return ex;
-    if (g->json)
-        print_json(ans);
-    else
-        printf("event %lld recorded (%s)\n", (long long)jint(ans, "seq"), type);
-    json_decref(ans);
-    return EXIT_OK;
+    return show(g, ans, print_event_recorded);
+}
+
+static void print_text(struct gov *g, const json_t *ans)
+{
+    (void)g;
+    const char *text = jstr(ans, "data");
+    size_t n = strlen(text);
+    fputs(text, stdout);
+    if (n && text[n - 1] != '\n')
+        fputc('\n', stdout);
 }
 
 static int cleanroom_document(struct gov *g)
@@ -2316,17 +2195,7 @@ static int cleanroom_document(struct gov *g)
     json_t *ans = NULL;
     if ((ex = gov_call(g, doc, "GET", path, NULL, "cleanroom", NULL, &ans)))
         return ex;
-    if (g->json) {
-        print_json(ans);
-    } else {
-        const char *text = jstr(ans, "data");
-        size_t n = strlen(text);
-        fputs(text, stdout);
-        if (n && text[n - 1] != '\n')
-            fputc('\n', stdout);
-    }
-    json_decref(ans);
-    return EXIT_OK;
+    return show(g, ans, print_text);
 }
 
 /* Decodes base64 (standard, padded) or base64url into a buffer freed with ccr_free. */
@@ -2510,33 +2379,33 @@ static const struct verb verbs[] = {
     {"proposal", "show", proposal_show, h_proposal_show, NET, 1, 1, "ID"},
     {"proposal", "vote", proposal_vote, h_proposal_vote, NET, 2, 2, "ID accept|reject"},
     {"proposal", "withdraw", proposal_withdraw, h_proposal_withdraw, NET, 1, 1, "ID"},
-    {"contract", "create", contract_create, h_contract_create, NET | F(O_SPEC), 1, 1, "ID"},
-    {"contract", "update", contract_update, h_contract_update, NET | F(O_SPEC) | F(O_VERSION), 1, 1, "ID"},
+    {"contract", "create", contract_put, h_contract_create, NET | F(O_SPEC), 1, 1, "ID"},
+    {"contract", "update", contract_put, h_contract_update, NET | F(O_SPEC) | F(O_VERSION), 1, 1, "ID"},
     {"contract", "show", contract_show, h_contract_show, NET, 1, 1, "ID"},
     {"contract", "list", contract_list, h_contract_list, NET | F(O_STATE), 0, 0, ""},
-    {"contract", "propose", contract_propose, h_contract_propose, NET | F(O_VERSION), 1, 1, "ID"},
-    {"contract", "vote", contract_vote, h_contract_vote, NET, 2, 2, "ID accept|reject"},
+    {"contract", "propose", object_propose, h_contract_propose, NET | F(O_VERSION), 1, 1, "ID"},
+    {"contract", "vote", object_vote, h_contract_vote, NET, 2, 2, "ID accept|reject"},
     {"deployment", "generate", deployment_generate, h_deployment_generate, NET | F(O_OUT), 1, 1, "ID"},
     {"deployment", "propose", deployment_propose, h_deployment_propose, NET | F(O_SPEC), 1, 1, "ID"},
     {"deployment", "show", deployment_show, h_deployment_show, NET, 1, 1, "ID"},
     {"policy", "propose", policy_propose, h_policy_propose, NET | F(O_MEASUREMENT) | F(O_FROM_SPEC), 1, 1,
      "ID"},
     {"policy", "show", policy_show, h_policy_show, NET, 1, 1, "ID"},
-    {"execution", "enable", execution_enable, h_execution, NET, 1, 1, "ID"},
-    {"execution", "disable", execution_disable, h_execution, NET, 1, 1, "ID"},
-    {"execution", "status", execution_status, h_execution, NET, 1, 1, "ID"},
-    {"logging", "enable", logging_enable, h_logging, NET, 1, 1, "ID"},
-    {"logging", "disable", logging_disable, h_logging, NET, 1, 1, "ID"},
-    {"telemetry", "enable", telemetry_enable, h_logging, NET, 1, 1, "ID"},
-    {"telemetry", "disable", telemetry_disable, h_logging, NET, 1, 1, "ID"},
+    {"execution", "enable", execution_do, h_execution, NET, 1, 1, "ID"},
+    {"execution", "disable", execution_do, h_execution, NET, 1, 1, "ID"},
+    {"execution", "status", execution_do, h_execution, NET, 1, 1, "ID"},
+    {"logging", "enable", option_propose, h_logging, NET, 1, 1, "ID"},
+    {"logging", "disable", option_propose, h_logging, NET, 1, 1, "ID"},
+    {"telemetry", "enable", option_propose, h_logging, NET, 1, 1, "ID"},
+    {"telemetry", "disable", option_propose, h_logging, NET, 1, 1, "ID"},
     {"secret", "deposit", secret_deposit, h_secret_deposit, NET | F(O_FILE), 2, 2, "ID NAME"},
     {"secret", "list", secret_list, h_secret_list, NET, 1, 1, "ID"},
-    {"document", "create", document_create, h_document_create, NET | F(O_CONTRACT) | F(O_FILE), 1, 1, "DOC"},
-    {"document", "update", document_update, h_document_update, NET | F(O_CONTRACT) | F(O_FILE) | F(O_VERSION),
-     1, 1, "DOC"},
+    {"document", "create", document_put, h_document_create, NET | F(O_CONTRACT) | F(O_FILE), 1, 1, "DOC"},
+    {"document", "update", document_put, h_document_update, NET | F(O_CONTRACT) | F(O_FILE) | F(O_VERSION), 1,
+     1, "DOC"},
     {"document", "show", document_show, h_document_show, NET, 1, 1, "DOC"},
-    {"document", "propose", document_propose, h_document_propose, NET | F(O_VERSION), 1, 1, "DOC"},
-    {"document", "vote", document_vote, h_document_vote, NET, 2, 2, "DOC accept|reject"},
+    {"document", "propose", object_propose, h_document_propose, NET | F(O_VERSION), 1, 1, "DOC"},
+    {"document", "vote", object_vote, h_document_vote, NET, 2, 2, "DOC accept|reject"},
     {"event", "list", event_list, h_event_list, NET | F(O_FROM) | F(O_LIMIT) | F(O_ALL), 1, 1, "ID"},
     {"audit", "list", audit_list, h_audit_list, NET | F(O_FROM) | F(O_LIMIT) | F(O_ALL), 0, 0, ""},
     {"audit", "verify", audit_verify, h_audit_verify, NET, 0, 0, ""},
@@ -2638,6 +2507,8 @@ int cmd_gov(int argc, char **argv)
         struct gov g;
         memset(&g, 0, sizeof(g));
         snprintf(g.cmd, sizeof(g.cmd), "gov %s %s", noun, verb);
+        g.noun = verbs[i].noun;
+        g.verb = verbs[i].verb;
         int ex = parse_verb(&verbs[i], argc - 2, argv + 2, &g);
         if (ex < 0)
             ex = verbs[i].fn(&g);
