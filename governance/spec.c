@@ -289,11 +289,12 @@ static const json_t *top_list(struct vstate *vs, const json_t *spec, const char 
     return v;
 }
 
-static bool has_party(const json_t *parties, const char *name)
+/* Whether an item of items is named name. */
+static bool in_list(const json_t *items, const char *name)
 {
-    for (size_t i = 0; i < json_array_size(parties); i++) {
-        const char *p = json_string_value(json_object_get(json_array_get(parties, i), "name"));
-        if (p && strcmp(p, name) == 0)
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        const char *n = json_string_value(json_object_get(json_array_get(items, i), "name"));
+        if (n && strcmp(n, name) == 0)
             return true;
     }
     return false;
@@ -337,22 +338,41 @@ static bool base64_ok(const char *s)
     return rc > 0;
 }
 
+/* Item i of the list named list: its label in label[160], reported and NULL when it is not a mapping
+ * (not_mapping completes "LABEL: "), else with its unknown fields reported. */
+static const json_t *list_item(struct vstate *vs, const char *list, const json_t *items, size_t i,
+                               char label[160], const char *not_mapping, const char *const *allowed)
+{
+    const json_t *it = json_array_get(items, i);
+    item_label(list, it, i, label, 160);
+    if (!json_is_object(it)) {
+        problem(vs, "%s: %s", label, not_mapping);
+        return NULL;
+    }
+    unknown_fields(vs, label, it, allowed);
+    return it;
+}
+
+/* The required field name, reported when missing or not allowed by name_ok. */
+static const char *req_name(struct vstate *vs, const char *label, const json_t *obj)
+{
+    const char *name = req_string(vs, label, obj, "name");
+    if (name && !name_ok(name))
+        problem(vs, "%s: name '%.100s' is not allowed (letters, digits, '.', '_', '-'; at most 63)", label,
+                name);
+    return name;
+}
+
 static void check_parties(struct vstate *vs, const json_t *parties)
 {
     static const char *const allowed[] = {"name", "member_id", NULL};
     for (size_t i = 0; i < json_array_size(parties); i++) {
-        const json_t *p = json_array_get(parties, i);
         char label[160];
-        item_label("parties", p, i, label, sizeof(label));
-        if (!json_is_object(p)) {
-            problem(vs, "%s: must be a mapping with name (and member_id)", label);
+        const json_t *p = list_item(vs, "parties", parties, i, label,
+                                    "must be a mapping with name (and member_id)", allowed);
+        if (!p)
             continue;
-        }
-        unknown_fields(vs, label, p, allowed);
-        const char *name = req_string(vs, label, p, "name");
-        if (name && !name_ok(name))
-            problem(vs, "%s: name '%.100s' is not allowed (letters, digits, '.', '_', '-'; at most 63)",
-                    label, name);
+        const char *name = req_name(vs, label, p);
         const char *mid = opt_string(vs, label, p, "member_id");
         if (mid && !lower_hex64(mid))
             problem(vs, "%s: member_id must be 64 lowercase hex digits (see 'ccr gov member id')", label);
@@ -373,20 +393,13 @@ static void check_stores(struct vstate *vs, const char *list, const json_t *item
     static const char *const allowed[] = {"name",       "owner",      "url",         "mode",
                                           "mount_path", "kek_secret", "wrapped_dek", NULL};
     for (size_t i = 0; i < json_array_size(items); i++) {
-        const json_t *d = json_array_get(items, i);
         char label[160];
-        item_label(list, d, i, label, sizeof(label));
-        if (!json_is_object(d)) {
-            problem(vs, "%s: must be a mapping", label);
+        const json_t *d = list_item(vs, list, items, i, label, "must be a mapping", allowed);
+        if (!d)
             continue;
-        }
-        unknown_fields(vs, label, d, allowed);
-        const char *name = req_string(vs, label, d, "name");
-        if (name && !name_ok(name))
-            problem(vs, "%s: name '%.100s' is not allowed (letters, digits, '.', '_', '-'; at most 63)",
-                    label, name);
+        (void)req_name(vs, label, d);
         const char *owner = req_string(vs, label, d, "owner");
-        if (owner && parties && !has_party(parties, owner))
+        if (owner && parties && !in_list(parties, owner))
             problem(vs, "%s: owner '%.100s' is not a party", label, owner);
         (void)req_string(vs, label, d, "url");
         const char *mode = req_string(vs, label, d, "mode");
@@ -439,32 +452,15 @@ static void check_access_points(struct vstate *vs, const json_t *src, const json
         }
 }
 
-static bool in_list(const json_t *items, const char *name)
-{
-    for (size_t i = 0; i < json_array_size(items); i++) {
-        const char *n = json_string_value(json_object_get(json_array_get(items, i), "name"));
-        if (n && strcmp(n, name) == 0)
-            return true;
-    }
-    return false;
-}
-
 static void check_applications(struct vstate *vs, const json_t *apps, const json_t *src, const json_t *snk)
 {
     static const char *const allowed[] = {"name", "command", "env", "mounts", NULL};
     for (size_t i = 0; i < json_array_size(apps); i++) {
-        const json_t *a = json_array_get(apps, i);
         char label[160];
-        item_label("applications", a, i, label, sizeof(label));
-        if (!json_is_object(a)) {
-            problem(vs, "%s: must be a mapping", label);
+        const json_t *a = list_item(vs, "applications", apps, i, label, "must be a mapping", allowed);
+        if (!a)
             continue;
-        }
-        unknown_fields(vs, label, a, allowed);
-        const char *name = req_string(vs, label, a, "name");
-        if (name && !name_ok(name))
-            problem(vs, "%s: name '%.100s' is not allowed (letters, digits, '.', '_', '-'; at most 63)",
-                    label, name);
+        const char *name = req_name(vs, label, a);
         for (size_t j = 0; j < i && name; j++) {
             const char *o = json_string_value(json_object_get(json_array_get(apps, j), "name"));
             if (o && strcmp(o, name) == 0)
@@ -636,111 +632,84 @@ static json_t *copy_field(const json_t *obj, const char *k)
     return v ? json_deep_copy(v) : NULL;
 }
 
-static int build_mounts(const json_t *spec, json_t *mounts)
+/* The deployment form of an access point: its fields and access (read-only for datasources). */
+static json_t *build_mount(const json_t *d, size_t list)
 {
-    const json_t *src = json_object_get(spec, "datasources");
-    const json_t *snk = json_object_get(spec, "datasinks");
-    size_t n = json_array_size(src) + json_array_size(snk);
+    static const char *const fields[] = {"name",       "owner",      "url",        "mode",
+                                         "mount_path", "kek_secret", "wrapped_dek"};
+    json_t *m = json_object();
+    for (size_t f = 0; m && f < sizeof(fields) / sizeof(fields[0]); f++) {
+        json_t *v = json_object_get(d, fields[f]);
+        if (v && !json_is_null(v) && json_object_set(m, fields[f], v) != 0) {
+            json_decref(m);
+            return NULL;
+        }
+    }
+    if (m && json_object_set_new(m, "access", json_string(list == 0 ? "read-only" : "read-write")) != 0) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
+static json_t *build_application(const json_t *a, size_t list)
+{
+    (void)list;
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_t *env = copy_field(a, "env");
+    json_t *mounts = copy_field(a, "mounts");
+    if (json_object_set(o, "name", json_object_get(a, "name")) != 0 ||
+        json_object_set_new(o, "command", copy_field(a, "command")) != 0 ||
+        json_object_set_new(o, "env", env && !json_is_null(env) ? env : json_object()) != 0 ||
+        json_object_set_new(o, "mounts", mounts && !json_is_null(mounts) ? mounts : json_array()) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *build_party(const json_t *src, size_t list)
+{
+    (void)list;
+    json_t *p = json_object();
+    if (!p)
+        return NULL;
+    json_t *mid = json_object_get(src, "member_id");
+    if (json_object_set(p, "name", json_object_get(src, "name")) != 0 ||
+        (mid && !json_is_null(mid) && json_object_set(p, "member_id", mid) != 0)) {
+        json_decref(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Appends build(item, l) for every item of the lists spec[keys[l]] to out, sorted by name. */
+static int build_sorted(const json_t *spec, const char *const *keys, size_t nkeys, json_t *out,
+                        json_t *(*build)(const json_t *item, size_t list))
+{
+    size_t n = 0;
+    for (size_t l = 0; l < nkeys; l++)
+        n += json_array_size(json_object_get(spec, keys[l]));
     json_t **items = calloc(n ? n : 1, sizeof(*items));
     if (!items)
         return -ENOMEM;
     size_t k = 0;
     int rc = 0;
-    for (int l = 0; l < 2 && rc == 0; l++) {
-        const json_t *list = l == 0 ? src : snk;
+    for (size_t l = 0; l < nkeys && rc == 0; l++) {
+        const json_t *list = json_object_get(spec, keys[l]);
         for (size_t i = 0; i < json_array_size(list); i++) {
-            const json_t *d = json_array_get(list, i);
-            json_t *m = json_object();
-            if (!m) {
+            json_t *o = build(json_array_get(list, i), l);
+            if (!o) {
                 rc = -ENOMEM;
                 break;
             }
-            items[k++] = m;
-            static const char *const fields[] = {"name",       "owner",      "url",        "mode",
-                                                 "mount_path", "kek_secret", "wrapped_dek"};
-            for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]) && rc == 0; f++) {
-                json_t *v = json_object_get(d, fields[f]);
-                if (v && !json_is_null(v) && json_object_set(m, fields[f], v) != 0)
-                    rc = -ENOMEM;
-            }
-            if (rc == 0 &&
-                json_object_set_new(m, "access", json_string(l == 0 ? "read-only" : "read-write")) != 0)
-                rc = -ENOMEM;
-            if (rc < 0)
-                break;
+            items[k++] = o;
         }
     }
     if (rc == 0)
-        rc = append_sorted(mounts, items, k);
-    else
-        for (size_t i = 0; i < k; i++)
-            json_decref(items[i]);
-    free(items);
-    return rc;
-}
-
-static int build_applications(const json_t *spec, json_t *apps)
-{
-    const json_t *list = json_object_get(spec, "applications");
-    size_t n = json_array_size(list);
-    json_t **items = calloc(n ? n : 1, sizeof(*items));
-    if (!items)
-        return -ENOMEM;
-    int rc = 0;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const json_t *a = json_array_get(list, i);
-        json_t *o = json_object();
-        if (!o) {
-            rc = -ENOMEM;
-            break;
-        }
-        items[k++] = o;
-        json_t *env = copy_field(a, "env");
-        json_t *mounts = copy_field(a, "mounts");
-        if (json_object_set(o, "name", json_object_get(a, "name")) != 0 ||
-            json_object_set_new(o, "command", copy_field(a, "command")) != 0 ||
-            json_object_set_new(o, "env", env && !json_is_null(env) ? env : json_object()) != 0 ||
-            json_object_set_new(o, "mounts", mounts && !json_is_null(mounts) ? mounts : json_array()) != 0) {
-            rc = -ENOMEM;
-            break;
-        }
-    }
-    if (rc == 0)
-        rc = append_sorted(apps, items, k);
-    else
-        for (size_t i = 0; i < k; i++)
-            json_decref(items[i]);
-    free(items);
-    return rc;
-}
-
-static int build_parties(const json_t *spec, json_t *parties)
-{
-    const json_t *list = json_object_get(spec, "parties");
-    size_t n = json_array_size(list);
-    json_t **items = calloc(n ? n : 1, sizeof(*items));
-    if (!items)
-        return -ENOMEM;
-    int rc = 0;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *p = json_object();
-        if (!p) {
-            rc = -ENOMEM;
-            break;
-        }
-        items[k++] = p;
-        const json_t *src = json_array_get(list, i);
-        json_t *mid = json_object_get(src, "member_id");
-        if (json_object_set(p, "name", json_object_get(src, "name")) != 0 ||
-            (mid && !json_is_null(mid) && json_object_set(p, "member_id", mid) != 0)) {
-            rc = -ENOMEM;
-            break;
-        }
-    }
-    if (rc == 0)
-        rc = append_sorted(parties, items, k);
+        rc = append_sorted(out, items, k);
     else
         for (size_t i = 0; i < k; i++)
             json_decref(items[i]);
@@ -784,11 +753,13 @@ int ccr_spec_deployment(const char *contract_id, int64_t contract_version, const
         rc = -ENOMEM;
         goto out;
     }
-    rc = build_parties(spec, parties);
+    static const char *const party_keys[] = {"parties"}, *const mount_keys[] = {"datasources", "datasinks"},
+                             *const app_keys[] = {"applications"};
+    rc = build_sorted(spec, party_keys, 1, parties, build_party);
     if (rc == 0)
-        rc = build_mounts(spec, mounts);
+        rc = build_sorted(spec, mount_keys, 2, mounts, build_mount);
     if (rc == 0)
-        rc = build_applications(spec, apps);
+        rc = build_sorted(spec, app_keys, 1, apps, build_application);
     if (rc < 0)
         goto out;
 

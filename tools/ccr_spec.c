@@ -134,6 +134,7 @@ enum { OPT_JSON = 1000, OPT_CONFIG };
 /* helpers                                                                                                */
 /* ----------------------------------------------------------------------------------------------------- */
 
+/* Loads the spec at path into *out (NULL on failure, after printing). */
 static int load_spec(const char *cmd, const char *path, json_t **out)
 {
     struct ccr_err e;
@@ -141,9 +142,12 @@ static int load_spec(const char *cmd, const char *path, json_t **out)
     int rc = ccr_spec_load(path, out, &e);
     if (rc == 0 && !json_is_object(*out)) {
         json_decref(*out);
+        *out = NULL;
         tool_err(cmd, path, "not a spec: expected a mapping (parties, datasources, ...)");
         return EXIT_AUTH;
     }
+    if (rc < 0)
+        *out = NULL;
     if (rc == -ENOENT) {
         tool_err(cmd, path, "no such file (start a fragment with 'ccr spec init')");
         return EXIT_IO;
@@ -164,6 +168,17 @@ static int save_spec(const char *cmd, const char *path, const json_t *spec)
         tool_err_print(cmd, &e, path);
         return EXIT_IO;
     }
+    return EXIT_OK;
+}
+
+/* The one FILE argument after the options: *path, or a usage error when it is missing or followed by more. */
+static int one_file(const char *cmd, int argc, char **argv, const char **path)
+{
+    if (optind >= argc)
+        return tool_usage(cmd, "missing FILE");
+    if (optind + 1 < argc)
+        return tool_usage(cmd, "unexpected argument '%s'", argv[optind + 1]);
+    *path = argv[optind];
     return EXIT_OK;
 }
 
@@ -201,6 +216,12 @@ static json_t *spec_list(const char *cmd, const char *path, json_t *spec, const 
     return l;
 }
 
+/* Puts item (stolen) at index at of list, or appends it when at < 0. 0 or -1 (out of memory). */
+static int put_named(json_t *list, ssize_t at, json_t *item)
+{
+    return at >= 0 ? json_array_set_new(list, (size_t)at, item) : json_array_append_new(list, item);
+}
+
 /* Index of the item named name in list, or -1. */
 static ssize_t find_named(const json_t *list, const char *name)
 {
@@ -220,6 +241,21 @@ static int set_key(const char *cmd, const char *path, json_t *spec, const char *
         return EXIT_IO;
     }
     return EXIT_OK;
+}
+
+/* Loads the spec at path, sets its key to v (stolen) and saves it. */
+static int update_key(const char *cmd, const char *path, const char *key, json_t *v)
+{
+    json_t *spec;
+    int ex = load_spec(cmd, path, &spec);
+    if (ex == EXIT_OK)
+        ex = set_key(cmd, path, spec, key, v);
+    else
+        json_decref(v);
+    if (ex == EXIT_OK)
+        ex = save_spec(cmd, path, spec);
+    json_decref(spec);
+    return ex;
 }
 
 /* Reads B64 or @FILE; trailing whitespace stripped. *out malloc'ed. */
@@ -297,15 +333,13 @@ static int spec_init(int argc, char **argv)
             return tool_bad_option(cmd, c, argv);
         }
     }
-    if (optind >= argc)
-        return tool_usage(cmd, "missing FILE");
-    if (optind + 1 < argc)
-        return tool_usage(cmd, "unexpected argument '%s'", argv[optind + 1]);
-    const char *path = argv[optind];
+    const char *path = NULL;
+    int ex = one_file(cmd, argc, argv, &path);
+    if (ex)
+        return ex;
     if (!party)
         return tool_usage(cmd, "missing --party NAME");
-    int ex = check_name(cmd, "party name", party);
-    if (ex)
+    if ((ex = check_name(cmd, "party name", party)) != EXIT_OK)
         return ex;
     struct stat st;
     if (!force && stat(path, &st) == 0) {
@@ -381,6 +415,7 @@ static int spec_add_store(int argc, char **argv, bool sink)
     const char *cmd = sink ? "spec add-datasink" : "spec add-datasource";
     const char *list_key = sink ? "datasinks" : "datasources";
     const char *other_key = sink ? "datasources" : "datasinks";
+    const char *what = sink ? "datasink" : "datasource", *other_what = sink ? "datasource" : "datasink";
     static const struct option lo[] = {{"name", required_argument, NULL, 'n'},
                                        {"datastore", required_argument, NULL, 'd'},
                                        {"config", required_argument, NULL, OPT_CONFIG},
@@ -432,22 +467,19 @@ static int spec_add_store(int argc, char **argv, bool sink)
             force = true;
             break;
         case 'h':
-            printf(store_help, sink ? "datasink" : "datasource", sink ? "datasink" : "datasource",
-                   sink ? "read-write" : "read-only");
+            printf(store_help, what, what, sink ? "read-write" : "read-only");
             return EXIT_OK;
         default:
             return tool_bad_option(cmd, c, argv);
         }
     }
-    if (optind >= argc)
-        return tool_usage(cmd, "missing FILE");
-    if (optind + 1 < argc)
-        return tool_usage(cmd, "unexpected argument '%s'", argv[optind + 1]);
-    const char *path = argv[optind];
+    const char *path = NULL;
+    int ex = one_file(cmd, argc, argv, &path);
+    if (ex)
+        return ex;
     if (!name)
         return tool_usage(cmd, "missing --name N");
-    int ex = check_name(cmd, "name", name);
-    if (ex)
+    if ((ex = check_name(cmd, "name", name)) != EXIT_OK)
         return ex;
     if (datastore && (url_arg || mode_arg))
         return tool_usage(cmd, "give --datastore DS or --url U --mode M, not both");
@@ -499,10 +531,8 @@ static int spec_add_store(int argc, char **argv, bool sink)
     if (wdek_arg && (ex = read_b64_arg(cmd, wdek_arg, &wdek)) != EXIT_OK)
         goto out;
 
-    if ((ex = load_spec(cmd, path, &spec)) != EXIT_OK) {
-        spec = NULL;
+    if ((ex = load_spec(cmd, path, &spec)) != EXIT_OK)
         goto out;
-    }
     json_t *parties = json_object_get(spec, "parties");
     if (!owner) {
         if (json_array_size(parties) != 1) {
@@ -531,9 +561,8 @@ static int spec_add_store(int argc, char **argv, bool sink)
     ssize_t at = find_named(list, name);
     ssize_t at_other = json_is_array(other) ? find_named(other, name) : -1;
     if ((at >= 0 || at_other >= 0) && !force) {
-        ex = tool_usage(
-            cmd, "%s already has %s '%s' (use --force to replace it)", path,
-            at >= 0 ? (sink ? "a datasink" : "a datasource") : (sink ? "a datasource" : "a datasink"), name);
+        ex = tool_usage(cmd, "%s already has a %s '%s' (use --force to replace it)", path,
+                        at >= 0 ? what : other_what, name);
         goto out;
     }
     if (at_other >= 0)
@@ -545,8 +574,7 @@ static int spec_add_store(int argc, char **argv, bool sink)
         json_object_set_new(item, "kek_secret", json_string(kek));
         json_object_set_new(item, "wrapped_dek", json_string(wdek));
     }
-    if (!item ||
-        (at >= 0 ? json_array_set_new(list, (size_t)at, item) : json_array_append_new(list, item)) != 0) {
+    if (!item || put_named(list, at, item) != 0) {
         tool_err(cmd, path, "out of memory");
         ex = EXIT_IO;
         goto out;
@@ -638,15 +666,9 @@ static int spec_add_app(int argc, char **argv)
     }
     if (ex)
         goto out;
-    if (optind >= argc) {
-        ex = tool_usage(cmd, "missing FILE");
+    const char *path = NULL;
+    if ((ex = one_file(cmd, argc, argv, &path)) != EXIT_OK)
         goto out;
-    }
-    if (optind + 1 < argc) {
-        ex = tool_usage(cmd, "unexpected argument '%s'", argv[optind + 1]);
-        goto out;
-    }
-    const char *path = argv[optind];
     if (!name || !command || !command[0] || json_array_size(mounts) == 0) {
         ex = tool_usage(cmd, "missing %s",
                         !name                     ? "--name N"
@@ -656,10 +678,8 @@ static int spec_add_app(int argc, char **argv)
     }
     if ((ex = check_name(cmd, "name", name)) != EXIT_OK)
         goto out;
-    if ((ex = load_spec(cmd, path, &spec)) != EXIT_OK) {
-        spec = NULL;
+    if ((ex = load_spec(cmd, path, &spec)) != EXIT_OK)
         goto out;
-    }
     json_t *list = spec_list(cmd, path, spec, "applications");
     if (!list) {
         ex = EXIT_AUTH;
@@ -679,7 +699,7 @@ static int spec_add_app(int argc, char **argv)
                                       "mounts", mounts)
                           : NULL;
     if (!item || json_array_size(json_object_get(item, "command")) != json_array_size(args) + 1 ||
-        (at >= 0 ? json_array_set_new(list, (size_t)at, item) : json_array_append_new(list, item)) != 0) {
+        put_named(list, at, item) != 0) {
         tool_err(cmd, path, "cannot build the application (out of memory, or --command is not UTF-8 text)");
         ex = EXIT_IO;
         goto out;
@@ -705,7 +725,7 @@ static int spec_set_network(int argc, char **argv)
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     const char *egress = NULL;
-    json_t *allow = json_array(), *spec = NULL;
+    json_t *allow = json_array();
     int ex = allow ? EXIT_OK : EXIT_IO;
     int c;
     optind = 0;
@@ -730,12 +750,9 @@ static int spec_set_network(int argc, char **argv)
     }
     if (ex)
         goto out;
-    if (optind >= argc || optind + 1 < argc) {
-        ex = optind >= argc ? tool_usage(cmd, "missing FILE")
-                            : tool_usage(cmd, "unexpected argument '%s'", argv[optind + 1]);
+    const char *path = NULL;
+    if ((ex = one_file(cmd, argc, argv, &path)) != EXIT_OK)
         goto out;
-    }
-    const char *path = argv[optind];
     if (!egress) {
         ex = tool_usage(cmd, "missing --egress deny|allow");
         goto out;
@@ -748,16 +765,9 @@ static int spec_set_network(int argc, char **argv)
         ex = tool_usage(cmd, "--allow HOST applies only with --egress deny (allow reaches every host)");
         goto out;
     }
-    if ((ex = load_spec(cmd, path, &spec)) != EXIT_OK) {
-        spec = NULL;
-        goto out;
-    }
-    ex = set_key(cmd, path, spec, "network", json_pack("{s:s, s:O}", "egress", egress, "allow", allow));
-    if (ex == EXIT_OK)
-        ex = save_spec(cmd, path, spec);
+    ex = update_key(cmd, path, "network", json_pack("{s:s, s:O}", "egress", egress, "allow", allow));
 out:
     json_decref(allow);
-    json_decref(spec);
     return ex;
 }
 
@@ -783,24 +793,15 @@ static int spec_set_sink(int argc, char **argv, const char *what)
             return tool_bad_option(cmd, c, argv);
         }
     }
-    if (optind >= argc)
-        return tool_usage(cmd, "missing FILE");
-    if (optind + 1 < argc)
-        return tool_usage(cmd, "unexpected argument '%s'", argv[optind + 1]);
-    const char *path = argv[optind];
-    if (!sink)
-        return tool_usage(cmd, "missing --sink NAME");
-    int ex = check_name(cmd, "sink", sink);
+    const char *path = NULL;
+    int ex = one_file(cmd, argc, argv, &path);
     if (ex)
         return ex;
-    json_t *spec;
-    if ((ex = load_spec(cmd, path, &spec)) != EXIT_OK)
+    if (!sink)
+        return tool_usage(cmd, "missing --sink NAME");
+    if ((ex = check_name(cmd, "sink", sink)) != EXIT_OK)
         return ex;
-    ex = set_key(cmd, path, spec, what, json_pack("{s:s}", "sink", sink));
-    if (ex == EXIT_OK)
-        ex = save_spec(cmd, path, spec);
-    json_decref(spec);
-    return ex;
+    return update_key(cmd, path, what, json_pack("{s:s}", "sink", sink));
 }
 
 /* ----------------------------------------------------------------------------------------------------- */
@@ -840,10 +841,8 @@ static int spec_merge(int argc, char **argv)
         return EXIT_IO;
     }
     for (size_t i = 0; i < n; i++) {
-        if ((ex = load_spec(cmd, argv[optind + 1 + (int)i], &frags[i])) != EXIT_OK) {
-            frags[i] = NULL;
+        if ((ex = load_spec(cmd, argv[optind + 1 + (int)i], &frags[i])) != EXIT_OK)
             goto out;
-        }
     }
     struct ccr_err e;
     ccr_err_clear(&e);
@@ -895,11 +894,10 @@ static int spec_validate(int argc, char **argv)
             return tool_bad_option(cmd, c, argv);
         }
     }
-    if (optind >= argc)
-        return tool_usage(cmd, "missing FILE");
-    if (optind + 1 < argc)
-        return tool_usage(cmd, "unexpected argument '%s'", argv[optind + 1]);
-    const char *path = argv[optind];
+    const char *path = NULL;
+    int ex = one_file(cmd, argc, argv, &path);
+    if (ex)
+        return ex;
     json_t *spec = NULL;
     struct ccr_err e;
     ccr_err_clear(&e);
